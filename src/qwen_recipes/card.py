@@ -1,0 +1,465 @@
+"""Model cards (README.md) for training outputs: Hub-valid metadata and an honest body.
+
+`base_model` is always a hub id, never a local path (a local path makes the Hub reject the card: transformers
+#33922, peft PR #2124). It comes from, in order: `--base-model-id`, the recipe's `base_model_id`,
+`model_name_or_path` when it is a hub id, the adapter's `base_model_name_or_path`, then the chain of local
+folders (a Hugging Face cache snapshot, our own run files, `adapter_config.json`, `config.json`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+CACHE_SNAPSHOT = re.compile(r"models--([^/\\]+)--([^/\\]+)[/\\]snapshots[/\\]")
+DATA_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv", ".txt", ".arrow", ".gz", ".zst")
+APACHE = {"license": "apache-2.0"}
+
+
+def _other(name: str, repo: str) -> dict[str, str]:
+    return {
+        "license": "other",
+        "license_name": name,
+        "license_link": f"https://huggingface.co/{repo}/blob/main/LICENSE",
+    }
+
+
+# Licence by exact hub id (a lookup, not name matching). Qwen2.5 is Apache-2.0 except 3B (Qwen Research
+# License, non-commercial) and 72B (Qwen License); every Qwen3 model is Apache-2.0. Ids not listed get no
+# `license` key and the body tells the reader to check the base model's card (or pass --license).
+LICENSES: dict[str, dict[str, str]] = {
+    **{f"Qwen/Qwen2.5-{s}{v}": APACHE for s in ("0.5B", "1.5B", "7B", "14B", "32B") for v in ("", "-Instruct")},
+    **{f"Qwen/Qwen2.5-Coder-{s}{v}": APACHE for s in ("0.5B", "1.5B", "7B", "14B", "32B") for v in ("", "-Instruct")},
+    **{f"Qwen/Qwen2.5-Math-{s}{v}": APACHE for s in ("1.5B", "7B") for v in ("", "-Instruct")},
+    **{f"Qwen/Qwen2.5-3B{v}": _other("qwen-research", f"Qwen/Qwen2.5-3B{v}") for v in ("", "-Instruct")},
+    **{f"Qwen/Qwen2.5-Coder-3B{v}": _other("qwen-research", f"Qwen/Qwen2.5-Coder-3B{v}") for v in ("", "-Instruct")},
+    **{f"Qwen/Qwen2.5-72B{v}": _other("qwen", f"Qwen/Qwen2.5-72B{v}") for v in ("", "-Instruct")},
+    **{f"Qwen/Qwen3-{s}{v}": APACHE for s in ("0.6B", "1.7B", "4B", "8B", "14B") for v in ("", "-Base")},
+    **{f"Qwen/Qwen3-{s}": APACHE for s in ("32B", "30B-A3B", "30B-A3B-Base", "235B-A22B")},
+    **{f"Qwen/Qwen3-4B-{v}-2507": APACHE for v in ("Instruct", "Thinking")},
+    **{f"Qwen/Qwen3-30B-A3B-{v}-2507": APACHE for v in ("Instruct", "Thinking")},
+    "Qwen/QwQ-32B": APACHE,
+}
+# The Qwen and Qwen Research licences ask derivatives to display this line.
+QWEN_LICENCE_NOTICE = "Improved using Qwen."
+
+
+class CardError(Exception):
+    """A card that cannot be written; the message says what is missing and how to fix it."""
+
+
+@dataclass
+class Run:
+    """What an output folder says about itself."""
+
+    output_dir: Path
+    recipe: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    adapter: dict[str, Any] | None = None
+    kind: str = "adapter"  # adapter | merged | full
+    evals: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def method(self) -> str:
+        """full | lora | qlora (from the run report, else the recipe)."""
+        return str(self.report.get("method") or self.recipe.get("method") or "lora")
+
+    @property
+    def task(self) -> str:
+        """sft | cpt | dpo | orpo | simpo | grpo."""
+        return str(self.report.get("task") or self.recipe.get("task") or "sft")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CardError(f"{path}: cannot read it as JSON ({e}); fix or delete the file") from e
+    return data if isinstance(data, dict) else {}
+
+
+def load_run(output_dir: str | Path) -> Run:
+    """Read the run files of an output folder (recipe, report, adapter config, eval summaries)."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        raise CardError(f"{out}: no such folder; pass a training output folder")
+    run = Run(out)
+    if (out / "recipe.resolved.yaml").exists():
+        run.recipe = yaml.safe_load((out / "recipe.resolved.yaml").read_text()) or {}
+    if (out / "run_report.json").exists():
+        run.report = _read_json(out / "run_report.json")
+    if (out / "adapter_config.json").exists():
+        run.adapter = _read_json(out / "adapter_config.json")
+    elif (out / "config.json").exists():
+        run.kind = "full" if run.method == "full" else "merged"
+    else:
+        raise CardError(f"{out}: neither adapter_config.json nor config.json; this is not a model output folder")
+    evals = [out / "eval_results.json", *sorted(out.glob("eval/*summary*.json"))]
+    run.evals = {p.relative_to(out).as_posix(): _read_json(p) for p in evals if p.exists()}
+    return run
+
+
+def is_hub_id(value: Any) -> bool:
+    """True for `org/name` strings that are valid repo ids and not a folder on this machine."""
+    if not isinstance(value, str) or not HUB_ID.match(value) or value.lower().endswith(DATA_SUFFIXES):
+        return False
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        return False
+    return not Path(value).exists()
+
+
+def _ids_in_folder(path: Path) -> list[str]:
+    """Candidate base ids (or further paths) recorded by a local model folder."""
+    found = [m.group(1) + "/" + m.group(2) for m in [CACHE_SNAPSHOT.search(str(path.resolve()) + "/")] if m]
+    for name, keys in (("run_report.json", ("base_model_id", "model_name_or_path")),
+                       ("adapter_config.json", ("base_model_name_or_path",)),
+                       ("config.json", ("_name_or_path",))):  # fmt: skip
+        if (path / name).exists():
+            data = _read_json(path / name)
+            found += [str(data[k]) for k in keys if data.get(k)]
+    if (path / "recipe.resolved.yaml").exists():
+        data = yaml.safe_load((path / "recipe.resolved.yaml").read_text()) or {}
+        found += [str(data[k]) for k in ("base_model_id", "model_name_or_path") if data.get(k)]
+    return found
+
+
+def resolve_base_model_id(run: Run, override: str | None = None) -> tuple[str, str]:
+    """The base model's hub id and where it was found; raises CardError when only local paths are known."""
+    if override:
+        if not is_hub_id(override):
+            raise CardError(f"--base-model-id {override!r} is not a hub id like 'Qwen/Qwen3-0.6B'")
+        return override, "--base-model-id"
+    candidates = [
+        (run.recipe.get("base_model_id"), "the recipe's base_model_id"),
+        (run.report.get("base_model_id"), "the run report's base_model_id"),
+        (run.recipe.get("model_name_or_path"), "the recipe's model_name_or_path"),
+        (run.report.get("model_name_or_path"), "the run report's model_name_or_path"),
+        ((run.adapter or {}).get("base_model_name_or_path"), "adapter_config.json base_model_name_or_path"),
+    ]
+    for value, source in candidates:
+        if value and is_hub_id(value):
+            return str(value), source
+    seen: set[str] = set()
+    queue = [str(v) for v, _ in candidates if v]
+    while queue:  # follow local folders: base of the base, as recorded on disk
+        value = queue.pop(0)
+        if value in seen:
+            continue
+        seen.add(value)
+        if is_hub_id(value):
+            return value, "the local base model's own files"
+        if Path(value).is_dir():
+            queue += _ids_in_folder(Path(value))
+    raise CardError(
+        f"{run.output_dir}: cannot find the hub id of the base model; only local paths are recorded "
+        f"({', '.join(sorted(seen)) or 'none'}). The Hub rejects a local path as base_model: set "
+        "`base_model_id: Qwen/Qwen3-0.6B` (the real id) in the recipe, or pass --base-model-id"
+    )
+
+
+def license_for(base_id: str, override: str | None = None) -> dict[str, str]:
+    """Licence metadata inherited from the base model (exact hub-id lookup), or the --license override."""
+    if override:
+        return {"license": override}
+    for known, meta in LICENSES.items():
+        if known.lower() == base_id.lower():
+            return dict(meta)
+    return {}
+
+
+def dataset_ids(recipe: dict[str, Any]) -> list[str]:
+    """Hub ids of the recipe's training datasets (local files are described in the body only)."""
+    ids = [str(d.get("path")) for d in recipe.get("datasets") or [] if isinstance(d, dict)]
+    return sorted({i for i in ids if is_hub_id(i)})
+
+
+def card_metadata(run: Run, base_id: str, license_override: str | None = None) -> dict[str, Any]:
+    """The card's YAML metadata as a plain dict."""
+    method = run.method
+    tags = ["qwen-recipes", method, run.task, "trl"]
+    if method == "qlora":
+        tags.insert(2, "lora")
+    if run.kind == "merged":
+        tags.append("merged-adapter")
+    recipe_name = Path(str(run.report.get("recipe") or "")).parent.name
+    if recipe_name and recipe_name not in ("recipes", ""):
+        tags.append(recipe_name)  # the recipe's folder, e.g. `s1`
+    meta: dict[str, Any] = {"base_model": base_id}
+    meta["library_name"] = "peft" if run.kind == "adapter" else "transformers"
+    meta.update(license_for(base_id, license_override))
+    if ids := dataset_ids(run.recipe):
+        meta["datasets"] = ids
+    meta["pipeline_tag"] = "text-generation"
+    meta["tags"] = list(dict.fromkeys(tags))
+    return meta
+
+
+def check_metadata(meta: dict[str, Any]) -> list[str]:
+    """Offline checks of what the Hub's YAML validator rejects or we promise; returns the problems."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    problems = []
+    base = meta.get("base_model")
+    if not (isinstance(base, str) and is_hub_id(base)):
+        problems.append(f"base_model {base!r} must be a hub id like 'Qwen/Qwen3-0.6B', never a local path")
+    if meta.get("license") == "other" and not (meta.get("license_name") and meta.get("license_link")):
+        problems.append("license 'other' needs license_name and license_link")
+    if meta.get("library_name") not in ("peft", "transformers"):
+        problems.append(f"library_name {meta.get('library_name')!r} must be peft or transformers")
+    problems += [f"datasets entry {d!r} is not a hub dataset id" for d in meta.get("datasets", []) if not is_hub_id(d)]
+    if not all(isinstance(t, str) and t and " " not in t for t in meta.get("tags", [])):
+        problems.append(f"tags {meta.get('tags')!r} must be non-empty strings without spaces")
+    card = ModelCard.from_template(ModelCardData(**meta), template_str="---\n{{ card_data }}\n---\n")
+    if ModelCard(str(card)).data.to_dict() != meta:
+        problems.append("metadata does not survive a YAML round trip through huggingface_hub.ModelCard")
+    return problems
+
+
+def count_parameters(run: Run) -> int | None:
+    """Parameters of the (base) model from safetensors headers, when its weights are on this machine."""
+    from safetensors import safe_open
+
+    folder = run.output_dir
+    if run.kind == "adapter":
+        local = [(run.adapter or {}).get("base_model_name_or_path"), run.recipe.get("model_name_or_path")]
+        folder = next((Path(p) for p in local if p and Path(str(p)).is_dir()), None)
+    files = sorted(folder.glob("*.safetensors")) if folder else []
+    if not files:
+        return None
+    total = 0
+    for path in files:
+        with safe_open(str(path), "pt") as f:
+            for key in f.keys():  # noqa: SIM118 - safe_open has no __iter__
+                shape = f.get_slice(key).get_shape()
+                total += math.prod(shape)
+    return total
+
+
+def _duration(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{seconds:.0f} s" if minutes < 1 else f"{minutes:.1f} min" if minutes < 90 else f"{minutes / 60:.2f} h"
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    lines = ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows if v not in (None, "", [], {})]
+    return "\n".join(lines)
+
+
+HYPERPARAMETERS = (
+    "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "weight_decay", "num_train_epochs",
+    "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "packing", "optim",
+    "seed", "bf16", "gradient_checkpointing", "beta", "num_generations", "max_completion_length", "lora_r",
+    "lora_alpha", "lora_dropout", "lora_target_modules", "lora_modules_to_save", "use_dora", "use_rslora",
+)  # fmt: skip
+
+
+def _training_section(run: Run) -> list[str]:
+    rep, rec = run.report, run.recipe
+    out = ["## Training", ""]
+    recipe = rep.get("recipe") or "unknown (no run_report.json)"
+    out.append(f"Recipe: `{recipe}` (resolved copy: [recipe.resolved.yaml](recipe.resolved.yaml)).")
+    if rec.get("description"):
+        out.append(f"{rec['description']}")
+    if reported := rec.get("reported"):
+        out += ["", f"It reproduces a published run: {reported.get('source', 'source not given')}.", ""]
+        out.append(_table([("reported hardware", reported.get("hardware")),
+                           ("reported time (min)", reported.get("wall_time_minutes")),
+                           ("reported cost (USD)", reported.get("cost_usd")),
+                           ("reported tokens", reported.get("tokens")), ("notes", reported.get("notes"))]))  # fmt: skip
+    out += ["", "### Data", ""]
+    for d in rec.get("datasets") or []:
+        path = str(d.get("path", ""))
+        name = (
+            f"[{path}](https://huggingface.co/datasets/{path})"
+            if is_hub_id(path)
+            else f"local file `{Path(path).name}`"
+        )
+        extra = ", ".join(f"{k}={d[k]}" for k in ("name", "split", "samples", "weight", "preprocess") if d.get(k))
+        out.append(f"- {name}" + (f" ({extra})" if extra else ""))
+    rows = rep.get("rows") or {}
+    if rows:
+        skipped = ", ".join(f"{k}: {v}" for k, v in (rows.get("skipped") or {}).items()) or "none"
+        out.append(f"\nRows used: {rows.get('used')}; skipped: {skipped}.")
+    out += ["", "### Hyperparameters", ""]
+    out.append(_table([("task / method", f"{run.task} / {run.method}")] + [(k, rec.get(k)) for k in HYPERPARAMETERS]))
+    return out
+
+
+def _run_section(run: Run) -> list[str]:
+    rep = run.report
+    if not rep:
+        return ["## Run", "", "No run_report.json was found, so time, hardware and cost are unknown."]
+    hw = rep.get("hardware") or {}
+    count = int(hw.get("device_count") or 1)
+    wall = float(rep.get("wall_seconds") or 0)
+    loss = rep.get("loss") or {}
+    rows: list[tuple[str, Any]] = [
+        ("hardware", f"{count} x {hw.get('device_name', hw.get('device', '?'))} (world size {hw.get('world_size')})"),
+        ("wall time", _duration(wall) if wall else None),
+        ("GPU-hours", f"{wall * count / 3600:.3f}" if hw.get("device") == "cuda" and wall else "n/a (CPU run)"),
+        ("started / ended", f"{rep.get('started_at')} / {rep.get('ended_at')}"),
+        ("resume segments", len(rep.get("segments") or []) or None),
+        ("tokens trained (no padding)", f"{rep['tokens_trained']:,}" if rep.get("tokens_trained") else None),
+        ("steps / epochs", f"{rep.get('steps')} / {rep.get('epochs')}"),
+        ("loss first / final / min", " / ".join(f"{loss[k]:.4f}" for k in ("first", "final", "min") if k in loss)),
+        ("peak memory", f"{rep['peak_memory_bytes'] / 2**30:.1f} GiB" if rep.get("peak_memory_bytes") else None),
+    ]
+    cost = rep.get("cost")
+    if isinstance(cost, dict) and cost:
+        rows += [(f"cost: {k}", v) for k, v in cost.items() if not isinstance(v, (dict, list))]
+    else:
+        rows.append(("cost", "not recorded"))
+    plot = ["", "![training loss](loss.png)"] if (run.output_dir / "loss.png").exists() else []
+    return ["## Run", "", _table(rows), *plot]
+
+
+def _eval_section(run: Run) -> list[str]:
+    out = ["## Evaluation", ""]
+    if not run.evals:
+        return [*out, "No evaluation results were recorded with this run."]
+    for name, data in run.evals.items():
+        flat = {f"{k}.{k2}" if isinstance(v, dict) else k: v2 for k, v in data.items()
+                for k2, v2 in (v.items() if isinstance(v, dict) else [(k, v)])}  # fmt: skip
+        out += [
+            f"From `{name}`:",
+            "",
+            _table([(k, v) for k, v in flat.items() if isinstance(v, (int, float, str))]),
+            "",
+        ]
+    return out
+
+
+def _limitations(run: Run, parameters: int | None) -> list[str]:
+    out = ["## Limitations", ""]
+    if parameters is not None and parameters < 50_000_000:
+        out.append(f"- **This is a tiny test-sized model ({parameters:,} parameters), most likely randomly "
+                   "initialised. Its outputs are meaningless; it exists to test the pipeline.**")  # fmt: skip
+    steps, loss = run.report.get("steps"), run.report.get("loss") or {}
+    if isinstance(steps, int) and steps < 20:
+        out.append(f"- Trained for only {steps} optimizer steps: a smoke test, not a finished model.")
+    if loss and loss.get("final", 0) >= loss.get("first", float("inf")):
+        out.append("- The training loss did not go down over the run.")
+    if run.adapter and run.adapter.get("modules_to_save"):
+        out.append("- The adapter also stores full copies of " + ", ".join(run.adapter["modules_to_save"])
+                   + "; vLLM's LoRA serving cannot load that: merge it (`qwen-recipes merge`) and serve the merge.")  # fmt: skip
+    out.append("- It inherits the base model's limitations and biases and was not evaluated for safety.")
+    return out
+
+
+def _usage(run: Run, meta: dict[str, Any], repo_id: str | None) -> list[str]:
+    repo = repo_id or "YOUR_USER/MODEL_NAME"
+    cls = "AutoPeftModelForCausalLM" if run.kind == "adapter" else "AutoModelForCausalLM"
+    imports = "from peft import AutoPeftModelForCausalLM\n" if run.kind == "adapter" else ""
+    imports += f"from transformers import {'' if imports else 'AutoModelForCausalLM, '}AutoTokenizer"
+    py = f"""```python
+{imports}
+
+model = {cls}.from_pretrained("{repo}", dtype="auto", device_map="auto")
+tokenizer = AutoTokenizer.from_pretrained("{repo}")  # carries the training chat template
+messages = [{{"role": "user", "content": "Hello!"}}]
+inputs = tokenizer.apply_chat_template(
+    messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+).to(model.device)
+out = model.generate(**inputs, max_new_tokens=256)
+print(tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+```"""
+    if run.kind == "adapter":
+        rank = int((run.adapter or {}).get("r") or 16)
+        serve = f"vllm serve {meta['base_model']} --enable-lora --lora-modules adapter={repo} --max-lora-rank {max(rank, 16)}"
+        model = "adapter"
+    else:
+        serve, model = f"vllm serve {repo}", repo
+    sh = f"""```bash
+{serve}
+curl http://localhost:8000/v1/chat/completions -H 'Content-Type: application/json' \\
+  -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+```"""
+    return ["## Usage", "", "With transformers" + (" and peft:" if run.kind == "adapter" else ":"), "", py, "",
+            "Served with vLLM" + (" (LoRA serving on the base model):" if run.kind == "adapter" else ":"), "", sh]  # fmt: skip
+
+
+def render_body(run: Run, meta: dict[str, Any], base_source: str, repo_id: str | None, parameters: int | None) -> str:
+    """The Markdown body of the card."""
+    base = meta["base_model"]
+    name = {"lora": "LoRA", "qlora": "QLoRA"}.get(run.method, run.method)
+    link = f"[{base}](https://huggingface.co/{base})"
+    intro = {"adapter": f"This is a {name} adapter for {link}", "full": f"This is a full fine-tune of {link}",
+             "merged": f"This is {link} with a {name} adapter merged into it"}[run.kind]  # fmt: skip
+    title = repo_id.split("/")[-1] if repo_id else run.output_dir.name
+    lic = meta.get("license")
+    lic_line = (
+        f"Licence: `{lic}`" + (f" ({meta['license_name']}, {meta['license_link']})" if lic == "other" else "")
+        + f", inherited from {base}." if lic else f"Licence: not known to qwen-recipes; check the card of {base}."
+    )  # fmt: skip
+    lines = [f"# {title}", "", f"{intro}, trained with qwen-recipes (task: {run.task}).", "",
+             f"The base model id comes from {base_source}.", lic_line, ""]  # fmt: skip
+    for section in (_training_section(run), _run_section(run), _eval_section(run), _limitations(run, parameters),
+                    _usage(run, meta, repo_id)):  # fmt: skip
+        lines += [*section, ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def build_card(
+    output_dir: str | Path,
+    base_model_id: str | None = None,
+    license: str | None = None,
+    repo_id: str | None = None,
+) -> Any:
+    """A `huggingface_hub.ModelCard` for an output folder (metadata checked offline)."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    run = load_run(output_dir)
+    base_id, source = resolve_base_model_id(run, base_model_id)
+    meta = card_metadata(run, base_id, license)
+    if problems := check_metadata(meta):
+        raise CardError(f"{run.output_dir}: invalid card metadata: " + "; ".join(problems))
+    params = count_parameters(run)
+    body = render_body(run, meta, base_source=source, repo_id=repo_id, parameters=params)
+    if meta.get("license_name") in ("qwen", "qwen-research"):
+        body = f"{QWEN_LICENCE_NOTICE}\n\n{body}"
+    return ModelCard(f"---\n{ModelCardData(**meta).to_yaml()}\n---\n\n{body}")
+
+
+def write_model_card(
+    output_dir: str | Path,
+    dest: str | Path | None = None,
+    base_model_id: str | None = None,
+    license: str | None = None,
+    repo_id: str | None = None,
+) -> Path:
+    """Write README.md (to `dest`, default `output_dir/README.md`) and return its path."""
+    card = build_card(output_dir, base_model_id=base_model_id, license=license, repo_id=repo_id)
+    path = Path(dest) if dest else Path(output_dir) / "README.md"
+    card.save(path)
+    return path
+
+
+def card_main(argv: list[str]) -> int:
+    """`qwen-recipes card OUTPUT_DIR [--base-model-id ID] [--license L] [--repo-id R] [--out FILE]`."""
+    parser = argparse.ArgumentParser(prog="qwen-recipes card", description="write the model card of an output folder")
+    parser.add_argument("output_dir", help="training output folder (adapter, merged or full model)")
+    parser.add_argument("--base-model-id", help="hub id of the base model when the run only recorded a local path")
+    parser.add_argument("--license", help="licence id, when the base model is not in the known-licence table")
+    parser.add_argument("--repo-id", help="hub repo the card's usage snippets load from (default: a placeholder)")
+    parser.add_argument("--out", help="where to write the card (default: OUTPUT_DIR/README.md)")
+    args = parser.parse_args(argv)
+    try:
+        path = write_model_card(args.output_dir, args.out, args.base_model_id, args.license, args.repo_id)
+    except CardError as e:
+        print(f"qwen-recipes card: {e}", file=sys.stderr)
+        return 2
+    print(f"model card written to {path}")
+    return 0
