@@ -42,7 +42,8 @@ def make_output(
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", **(lora or {}))
+    kwargs = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"], "task_type": "CAUSAL_LM", **(lora or {})}
+    cfg = LoraConfig(**kwargs)
     peft_model = get_peft_model(model, cfg)
     if perturb:  # LoRA B starts at zero; make the adapter (and any saved modules) change the function
         torch.manual_seed(1)
