@@ -246,6 +246,12 @@ def test_auth_errors_are_not_retried(fake_hub: FakeHub, output: Path) -> None:
 def test_push_without_token_or_with_local_base_is_refused(
     fake_hub: FakeHub, output: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(hub.PushError, match=r"HF_HUB_OFFLINE .* is set; unset it to push"):
+        hub.push(output, "alice/tiny")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.delenv("HF_TOKEN")
     with pytest.raises(hub.PushError, match="no Hugging Face token: set HF_TOKEN or run `hf auth login`"):
         hub.push(output, "alice/tiny")

@@ -98,3 +98,23 @@ def test_merge_cli_bf16_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     assert merge_main([str(out), "--out", str(out)]) == 2
     assert "choose a new folder" in capsys.readouterr().err
     assert (out / "adapter_model.safetensors").exists()
+
+
+def test_resized_vocabulary_is_matched_before_loading(tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    out = make_output(tmp_path)  # a normal output, then retrain it on a resized vocabulary
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "base", dtype=torch.float32)
+    model.resize_token_embeddings(151936 + 8)
+    cfg = LoraConfig(r=4, target_modules=["q_proj"], modules_to_save=["embed_tokens"], task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, cfg)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "modules_to_save" in name:
+                p.add_(0.05 * torch.randn_like(p))
+    peft_model.save_pretrained(out)
+    merged = merge_adapter(out, tmp_path / "merged", dtype="fp32")
+    reloaded = reload(merged)
+    assert reloaded.model.embed_tokens.weight.shape[0] == 151944 == reloaded.lm_head.weight.shape[0]
+    assert json.loads((merged / "config.json").read_text())["tie_word_embeddings"] is False

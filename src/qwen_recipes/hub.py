@@ -138,8 +138,10 @@ def check_no_token(files: list[Path], token: str | None) -> None:
 
 def _is_transient(error: BaseException) -> bool:
     import httpx2
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
+    if isinstance(error, OfflineModeIsEnabled):
+        return False
     if isinstance(error, HfHubHTTPError):
         response = getattr(error, "response", None)
         return response is not None and response.status_code in TRANSIENT_STATUS
@@ -176,8 +178,10 @@ def push(
     **card_args: Any,
 ) -> str:
     """Stage and upload an output folder; returns the commit URL. Raises PushError with a retry hint."""
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import HfApi, constants, get_token
 
+    if constants.is_offline_mode():
+        raise PushError("HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set; unset it to push, or use --dry-run")
     output_dir = Path(output_dir)
     staging = Path(staging) if staging else default_staging(output_dir)
     token = get_token()
