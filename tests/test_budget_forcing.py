@@ -152,3 +152,62 @@ def test_config_errors_are_collected():
     assert "max_thinking_tokens=-1" in msg and "num_ignore=-2" in msg and "max_answer_tokens=0" in msg
     with pytest.raises(ValueError, match="known: s1, qwen3"):
         BudgetConfig.for_markers("r1")
+
+
+def test_eval_script_writes_per_question_rows_and_summary(tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from qwen_recipes.testing import save_tiny_checkpoint
+
+    script = Path(__file__).resolve().parents[1] / "eval" / "s1_eval.py"
+    spec = importlib.util.spec_from_file_location("s1_eval", script)
+    s1_eval = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(s1_eval)
+    model = save_tiny_checkpoint(tmp_path / "tiny", "qwen2_5")
+    aime = tmp_path / "aime.jsonl"
+    aime.write_text(
+        "".join(json.dumps({"problem": f"What is {i}+{i}?", "answer": str(2 * i)}) + "\n" for i in range(3))
+    )
+    gpqa = tmp_path / "gpqa.jsonl"
+    row = {
+        "Question": "Which is a noble gas?",
+        "Correct Answer": "Argon",
+        "Incorrect Answer 1": "Oxygen",
+        "Incorrect Answer 2": "Nitrogen",
+        "Incorrect Answer 3": "Hydrogen",
+    }
+    gpqa.write_text(json.dumps(row) + "\n")
+    rc = s1_eval.main(
+        [
+            "--model",
+            str(model),
+            "--benchmarks",
+            "aime24,gpqa_diamond",
+            "--data",
+            f"aime24={aime}",
+            "--data",
+            f"gpqa_diamond={gpqa}",
+            "--limit",
+            "2",
+            "--max-thinking-tokens",
+            "6",
+            "--max-answer-tokens",
+            "3",
+            "--backend",
+            "hf",
+        ]
+    )
+    assert rc == 0
+    out = model / "eval_s1"
+    rows = [json.loads(line) for line in (out / "aime24.jsonl").read_text().splitlines()]
+    assert [r["gold"] for r in rows] == ["0", "2"]
+    assert all(r["thinking_tokens"] <= 6 and "<|im_start|>answer" in r["response"] for r in rows)
+    (g,) = [json.loads(line) for line in (out / "gpqa_diamond.jsonl").read_text().splitlines()]
+    assert "A) " in g["question"] and g["gold"] in "ABCD" and "Argon" in g["question"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["benchmarks"]["aime24"]["questions"] == 2 and summary["settings"]["markers"] == "s1"
+    printed = capsys.readouterr().out
+    assert "| s1.1-32B (budget forcing) | 56.7 | 95.4 | 63.6 |" in printed
+    assert "| **this run** |" in (out / "summary.md").read_text()
