@@ -100,7 +100,8 @@ def load_run(output_dir: str | Path) -> Run:
     if (out / "adapter_config.json").exists():
         run.adapter = _read_json(out / "adapter_config.json")
     elif (out / "config.json").exists():
-        run.kind = "full" if run.method == "full" else "merged"
+        recorded = run.report.get("method") or run.recipe.get("method")
+        run.kind = "merged" if recorded in ("lora", "qlora") else "full"  # unknown method: say no more than "full"
     else:
         raise CardError(f"{out}: neither adapter_config.json nor config.json; this is not a model output folder")
     evals = [out / "eval_results.json", *sorted(out.glob("eval/*summary*.json"))]
