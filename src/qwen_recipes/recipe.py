@@ -8,20 +8,36 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from qwen_recipes.config import DATA_FORMATS, TASK_CONFIG, DatasetSpec, RecipeArgs, Reported, nested_fields, our_fields
+from qwen_recipes.config import DATA_FORMATS, TASK_CONFIG, DatasetSpec, Reported, nested_fields, our_fields
 from qwen_recipes.schema import trl_fields
 
 COMMAND_LINE = "command line"
 # Keys whose TRL type is narrower than what TRL/PEFT really accept.
 TYPE_OVERRIDES = {"lora_target_modules": "list | str | None", "resume_from_checkpoint": "str | bool | None"}
+# Keys people carry over from older transformers/TRL, with what to write now.
+RENAMED = {
+    "warmup_ratio": "warmup_steps (a float below 1 is a ratio of the total steps in transformers 5)",
+    "max_seq_length": "max_length",
+    "torch_dtype": "dtype",
+    "evaluation_strategy": "eval_strategy",
+}
 # TRL keys that `method:` decides; setting them directly would contradict it.
 METHOD_KEYS = {"use_peft": "lora or qlora", "load_in_4bit": "qlora", "load_in_8bit": "qlora"}
+
+
+# Never written to any output, whatever the recipe says.
+SECRET_KEYS = {"hub_token", "token", "hf_token", "wandb_api_key"}
+
+
+def scrub_values(values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of recipe values without secrets (Hub tokens and the like)."""
+    return {k: v for k, v in values.items() if k.lower() not in SECRET_KEYS}
 
 
 class RecipeError(Exception):
@@ -88,7 +104,9 @@ def parse_overrides(argv: list[str]) -> dict[str, Any]:
     while i < len(argv):
         arg = argv[i]
         if not arg.startswith("--") or arg == "--":
-            raise RecipeError([f"{COMMAND_LINE}: unexpected argument {arg!r}; overrides look like --learning_rate 1e-4"])
+            raise RecipeError(
+                [f"{COMMAND_LINE}: unexpected argument {arg!r}; overrides look like --learning_rate 1e-4"]
+            )
         key, eq, value = arg[2:].partition("=")
         key = key.replace("-", "_")
         if not eq:
@@ -193,6 +211,9 @@ def validate(values: dict[str, Any], origin: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in values.items():
         where = origin.get(key, "?")
+        if key in RENAMED and key not in trl:
+            problems.append(f"{where}: unknown key {key!r}: write {RENAMED[key]} instead")
+            continue
         if key in METHOD_KEYS:
             problems.append(f"{where}: key {key!r} is set by method; write 'method: {METHOD_KEYS[key]}' instead")
             continue

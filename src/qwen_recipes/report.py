@@ -1,0 +1,199 @@
+"""What a run leaves next to its weights: `recipe.resolved.yaml`, `run_report.json` and `loss.png`."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from qwen_recipes.recipe import scrub_values
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunClock(TrainerCallback):
+    """Times the training segment and remembers the tokens/steps it started from (for resumes)."""
+
+    def __init__(self) -> None:
+        self.started_at = _now()
+        self.t0 = time.perf_counter()
+        self.start_step = 0
+        self.start_tokens = 0
+        self.ended_at: str | None = None
+        self.wall_seconds = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start_step = state.global_step
+        self.start_tokens = state.num_input_tokens_seen
+        self.t0 = time.perf_counter()
+        self.started_at = _now()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.wall_seconds = time.perf_counter() - self.t0
+        self.ended_at = _now()
+
+
+def hardware() -> dict[str, Any]:
+    """Device type, name and count, and the world size of this run."""
+    import os
+    import platform
+
+    import torch
+
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if torch.cuda.is_available():
+        return {
+            "device": "cuda",
+            "device_name": torch.cuda.get_device_name(0),
+            "device_count": torch.cuda.device_count(),
+            "world_size": world,
+        }
+    return {
+        "device": "cpu",
+        "device_name": platform.processor() or platform.machine(),
+        "device_count": 1,
+        "world_size": world,
+    }
+
+
+def peak_memory_bytes() -> int | None:
+    """Peak GPU memory allocated on this device, or the process's peak RSS on CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated())
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+
+
+def loss_history(log_history: list[dict[str, Any]]) -> list[tuple[int, float]]:
+    """(step, loss) of every training log entry."""
+    return [(e["step"], float(e["loss"])) for e in log_history if "loss" in e and math.isfinite(float(e["loss"]))]
+
+
+def build_report(recipe: Any, trainer: Any, clock: RunClock, data_report: Any, previous: dict | None) -> dict[str, Any]:
+    """The run report dict; `previous` is the report of an earlier segment when resuming."""
+    state = trainer.state
+    losses = [loss for _, loss in loss_history(state.log_history)]
+    segment = {
+        "started_at": clock.started_at,
+        "ended_at": clock.ended_at or _now(),
+        "wall_seconds": round(clock.wall_seconds, 3),
+        "tokens_trained": int(state.num_input_tokens_seen - clock.start_tokens),
+        "steps": int(state.global_step - clock.start_step),
+    }
+    segments = [*(previous or {}).get("segments", []), segment]
+    return {
+        "recipe": str(recipe.path),
+        "task": recipe.task,
+        "method": recipe.method,
+        "model_name_or_path": recipe.model_name_or_path,
+        "base_model_id": recipe.values.get("base_model_id"),
+        "started_at": segments[0]["started_at"],
+        "ended_at": segment["ended_at"],
+        "wall_seconds": round(sum(s["wall_seconds"] for s in segments), 3),
+        "hardware": hardware(),
+        "tokens_trained": int(state.num_input_tokens_seen),
+        "steps": int(state.global_step),
+        "epochs": round(float(state.epoch or 0.0), 4),
+        "rows": {"used": data_report.rows_used, "read": data_report.rows_read, "skipped": dict(data_report.skipped)},
+        "data": data_report.to_dict(),
+        "loss": {"first": losses[0], "final": losses[-1], "min": min(losses)} if losses else None,
+        "peak_memory_bytes": peak_memory_bytes(),
+        "random_init": str(recipe.model_name_or_path).startswith("tiny:"),
+        "segments": segments,
+    }
+
+
+def write_resolved_recipe(recipe: Any, output_dir: Path) -> Path:
+    """Save the recipe as resolved (bases merged, overrides applied), minus secrets."""
+    import yaml
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / "recipe.resolved.yaml"
+    header = f"# resolved from {recipe.path} (bases merged, command-line overrides applied)\n"
+    path.write_text(header + yaml.safe_dump(scrub_values(recipe.values), sort_keys=False, allow_unicode=True))
+    return path
+
+
+def plot_loss(log_history: list[dict[str, Any]], path: Path, title: str) -> Path | None:
+    """Write the training loss curve as a PNG; None when nothing was logged."""
+    points = loss_history(log_history)
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot([s for s, _ in points], [v for _, v in points], marker="." if len(points) < 50 else None)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def read_previous_report(output_dir: Path) -> dict[str, Any] | None:
+    """The run report of an earlier segment in this output folder, if any."""
+    path = output_dir / "run_report.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_report(report: dict[str, Any], output_dir: Path) -> Path:
+    """Save `run_report.json`."""
+    path = output_dir / "run_report.json"
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return path
+
+
+def summary(report: dict[str, Any], output_dir: Path) -> str:
+    """The end-of-run console summary."""
+    loss = report.get("loss") or {}
+    lines = [
+        f"done: {report['steps']} steps, {report['tokens_trained']:,} tokens in {report['wall_seconds']:.1f} s "
+        f"on {report['hardware']['device_count']}x {report['hardware']['device_name'] or report['hardware']['device']}",
+    ]
+    if loss:
+        lines.append(f"loss: {loss['first']:.4f} -> {loss['final']:.4f} (min {loss['min']:.4f})")
+    skipped = report["rows"]["skipped"]
+    lines.append(f"rows: {report['rows']['used']} used, {sum(skipped.values())} skipped {skipped or ''}".rstrip())
+    cost = report.get("cost") or {}
+    if cost.get("usd") is not None:
+        lines.append(f"cost: ${cost['usd']:.2f} ({cost.get('gpu_hours', 0):.3f} GPU-hours)")
+    if report.get("random_init"):
+        lines.append("note: the base model is a tiny RANDOM model; this run shows the pipeline, not a useful model")
+    lines.append(f"outputs: {output_dir}")
+    return "\n".join(lines)
+
+
+def extra_callbacks(recipe: Any) -> list[Any]:
+    """Callbacks every run gets besides the clock (the cost meter)."""
+    return []
+
+
+def add_cost(run: dict[str, Any], recipe: Any) -> dict[str, Any]:
+    """Fill the run report's `cost` block."""
+    return run
+
+
+def write_card(output_dir: Path) -> None:
+    """Write the model card (README.md); a card that cannot be honest (no Hub id for the base) is only a warning."""
+    from qwen_recipes.card import CardError, write_model_card
+
+    try:
+        write_model_card(output_dir)
+    except CardError as e:
+        print(f"warning: no model card written: {e}")

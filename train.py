@@ -1,0 +1,102 @@
+"""Train a qwen-recipes recipe.
+
+    python train.py recipes/quickstart/tiny-qwen3-cpu.yaml [--dry-run] [--strict] [--key value ...]
+    accelerate launch --config_file configs/accelerate/zero3.yaml train.py recipes/s1/s1.1-32b-full.yaml
+
+Reads top to bottom: recipe → data → model → TRL trainer → train → save → report.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from qwen_recipes.cli_args import parse_train_args, user_errors
+
+
+@user_errors
+def main(argv: list[str] | None = None) -> int:
+    recipe, dry_run = parse_train_args(sys.argv[1:] if argv is None else argv)
+
+    # ---------------------------------------------------------------- plan only
+    if dry_run:
+        from qwen_recipes.plan import print_plan
+
+        print_plan(recipe)
+        return 0
+
+    from pathlib import Path
+
+    from accelerate import PartialState
+    from transformers import set_seed
+
+    from qwen_recipes import data, model, report, templates
+    from qwen_recipes.trainer import make_trainer
+
+    state = PartialState()
+    set_seed(recipe.values.get("seed", 42))
+    output_dir = Path(recipe.output_dir)
+    if state.is_main_process:
+        report.write_resolved_recipe(recipe, output_dir)
+
+    # ---------------------------------------------------------------- tokenizer and chat template
+    chat = recipe.task != "cpt"
+    tokenizer = model.load_tokenizer(recipe, chat=chat)
+    chat_template = None
+    if recipe.task == "sft":
+        chat_template = templates.resolve_training_template(
+            tokenizer, model.model_type(recipe), recipe.values.get("chat_template_path")
+        )
+
+    # ---------------------------------------------------------------- data (main process first, then cached)
+    with state.main_process_first():
+        train_dataset, data_report = data.build_dataset(recipe, tokenizer, chat_template)
+        eval_dataset = None
+        if recipe.values.get("eval_datasets"):
+            eval_dataset, _ = data.build_dataset(recipe, tokenizer, chat_template, key="eval_datasets")
+    if recipe.task == "sft" and not recipe.values.get("assistant_only_loss", True):
+        train_dataset = train_dataset.remove_columns("assistant_masks")
+    if state.is_main_process:
+        print(data_report.summary())
+
+    # ---------------------------------------------------------------- model
+    sharded = bool(recipe.values.get("deepspeed") or recipe.values.get("fsdp")) or state.distributed_type.name in (
+        "DEEPSPEED",
+        "FSDP",
+    )
+    lm = model.load_model(recipe, tokenizer, sharded=sharded)
+
+    # ---------------------------------------------------------------- trainer
+    clock = report.RunClock()
+    trainer = make_trainer(
+        recipe,
+        lm,
+        tokenizer,
+        train_dataset,
+        eval_dataset,
+        peft_config=model.peft_config(recipe),
+        callbacks=[clock, *report.extra_callbacks(recipe)],
+    )
+
+    # ---------------------------------------------------------------- train
+    resume = recipe.values.get("resume_from_checkpoint")
+    previous = report.read_previous_report(output_dir) if resume else None
+    trainer.train(resume_from_checkpoint=resume or None)
+
+    # ---------------------------------------------------------------- save and report
+    trainer.save_model(str(output_dir))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(output_dir)
+        lm.generation_config.save_pretrained(output_dir)  # records eos <|im_end|> next to an adapter too
+        run = report.build_report(recipe, trainer, clock, data_report, previous)
+        run = report.add_cost(run, recipe)
+        report.write_report(run, output_dir)
+        report.plot_loss(trainer.state.log_history, output_dir / "loss.png", f"{recipe.path.name} ({recipe.method})")
+        report.write_card(output_dir)
+        print(report.summary(run, output_dir))
+    state.wait_for_everyone()
+    state.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
