@@ -74,11 +74,7 @@ class Recipe:
         """The recipe's data sources as `DatasetSpec`s (paths resolved against the recipe's folder)."""
         specs = []
         for raw in self.values.get(key) or []:
-            spec = DatasetSpec(**raw)
-            local = self.path.parent / spec.path
-            if not Path(spec.path).is_absolute() and local.exists():
-                spec.path = str(local)
-            specs.append(spec)
+            specs.append(DatasetSpec(**raw))
         return specs
 
     def reported_block(self) -> Reported | None:
@@ -162,6 +158,7 @@ def read_yaml(path: Path, referenced_by: str | None = None) -> tuple[dict[str, A
 
 def _resolve(path: Path, stack: tuple[Path, ...], referenced_by: str | None) -> tuple[dict, dict[str, str]]:
     data, lines = read_yaml(path, referenced_by)
+    _anchor_data_paths(data, path.parent)
     bases = data.pop("base", None) or []
     if isinstance(bases, str):
         bases = [bases]
@@ -177,6 +174,19 @@ def _resolve(path: Path, stack: tuple[Path, ...], referenced_by: str | None) -> 
     merged = deep_merge(merged, data)
     origin.update({k: f"{_rel(path)}:{lines.get(k, '?')}" for k in data})
     return merged, origin
+
+
+def _anchor_data_paths(data: dict[str, Any], folder: Path) -> None:
+    # A data path is relative to the recipe file that names it (bases included); Hub ids stay as they are.
+    for key in ("datasets", "eval_datasets"):
+        items = data.get(key)
+        if not isinstance(items, list):
+            continue
+        for i, item in enumerate(items):
+            raw = item.get("path") if isinstance(item, dict) else item
+            if isinstance(raw, str) and not Path(raw).is_absolute() and (folder / raw).exists():
+                anchored = str((folder / raw).resolve())
+                items[i] = {**item, "path": anchored} if isinstance(item, dict) else anchored
 
 
 def _rel(path: Path) -> str:

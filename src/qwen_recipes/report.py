@@ -82,7 +82,8 @@ def loss_history(log_history: list[dict[str, Any]]) -> list[tuple[int, float]]:
 def build_report(recipe: Any, trainer: Any, clock: RunClock, data_report: Any, previous: dict | None) -> dict[str, Any]:
     """The run report dict; `previous` is the report of an earlier segment when resuming."""
     state = trainer.state
-    losses = [loss for _, loss in loss_history(state.log_history)]
+    curve = loss_history(state.log_history)
+    losses = [loss for _, loss in curve]
     segment = {
         "started_at": clock.started_at,
         "ended_at": clock.ended_at or _now(),
@@ -107,6 +108,7 @@ def build_report(recipe: Any, trainer: Any, clock: RunClock, data_report: Any, p
         "rows": {"used": data_report.rows_used, "read": data_report.rows_read, "skipped": dict(data_report.skipped)},
         "data": data_report.to_dict(),
         "loss": {"first": losses[0], "final": losses[-1], "min": min(losses)} if losses else None,
+        "loss_curve": [[step, round(loss, 6)] for step, loss in curve],
         "peak_memory_bytes": peak_memory_bytes(),
         "random_init": str(recipe.model_name_or_path).startswith("tiny:"),
         "segments": segments,
