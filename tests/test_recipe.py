@@ -174,3 +174,20 @@ def test_qwen_recipes_train_is_train_py(recipes):
     assert "# plan (dry run: no weights loaded)" in out.stdout
     out = subprocess.run([sys.executable, "-m", "qwen_recipes.cli", "trian"], capture_output=True, text=True)
     assert out.returncode == 2 and "did you mean 'train'" in out.stderr
+
+
+def test_key_reference_doc_is_up_to_date():
+    from qwen_recipes.keyref import DOC, render
+
+    assert DOC.read_text(encoding="utf-8") == render(), "run: python -m qwen_recipes.keyref"
+
+
+def test_trl_snapshot_matches_the_installed_trl():
+    pytest.importorskip("trl")
+    from qwen_recipes.schema import generate, trl_fields
+
+    live = generate()["classes"]
+    assert {c: sorted(f) for c, f in live.items()} == {c: sorted(f) for c, f in trl_fields().items()}
+    assert {c: {k: v["type"] for k, v in f.items()} for c, f in live.items()} == {
+        c: {k: v["type"] for k, v in f.items()} for c, f in trl_fields().items()
+    }

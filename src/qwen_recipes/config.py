@@ -92,7 +92,6 @@ class RecipeArgs:
     reported: Reported | None = _f(None, "Published numbers this recipe reproduces (source, hardware, time, cost).")
     rewards: list[str] = _f([], "GRPO reward function names (see qwen_recipes.rewards).")
     reward_kwargs: dict[str, Any] = _f({}, "Keyword arguments per reward name, e.g. {length: {target: 512}}.")
-    lora_init_from: str | None = _f(None, "Start from an existing adapter (path) instead of a fresh LoRA.")
 
 
 def our_fields() -> dict[str, Any]:
