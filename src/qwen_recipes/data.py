@@ -130,10 +130,16 @@ def canonical_rows(recipe: Any, key: str = "datasets", report: DataReport | None
     return rows
 
 
+def _progress(batches: range, rows: int, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(batches, desc=desc, unit="batch", disable=rows < 2 * TOKENIZE_BATCH)
+
+
 def tokenize_chat(rows: list[dict[str, Any]], tokenizer: Any, chat_template: str) -> list[tuple[list[int], list[int]]]:
     """(input_ids, assistant_mask) per conversation, rendered with the training template."""
     out = []
-    for start in range(0, len(rows), TOKENIZE_BATCH):
+    for start in _progress(range(0, len(rows), TOKENIZE_BATCH), len(rows), "Tokenizing chats"):
         batch = [r["messages"] for r in rows[start : start + TOKENIZE_BATCH]]
         enc = tokenizer.apply_chat_template(
             batch, chat_template=chat_template, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
@@ -145,7 +151,7 @@ def tokenize_chat(rows: list[dict[str, Any]], tokenizer: Any, chat_template: str
 def tokenize_text(rows: list[dict[str, Any]], tokenizer: Any, eos_id: int) -> list[list[int]]:
     """Token ids of plain-text rows, each ending in the end-of-document token."""
     out = []
-    for start in range(0, len(rows), TOKENIZE_BATCH):
+    for start in _progress(range(0, len(rows), TOKENIZE_BATCH), len(rows), "Tokenizing text"):
         texts = [r["text"] for r in rows[start : start + TOKENIZE_BATCH]]
         out.extend([*ids, eos_id] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
     return out
