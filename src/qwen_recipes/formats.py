@@ -148,18 +148,12 @@ def to_canonical(row: dict[str, Any], fmt: str, system_prompt: str | None = None
     if fmt == "preference":
         return _preference(row, system_prompt)
     if fmt == "prompt":
-        prompt = row.get("prompt")
-        if isinstance(prompt, str):
-            prompt = [{"role": "user", "content": _text(prompt, "prompt")}]
-        if not isinstance(prompt, list) or not prompt:
-            raise SkipRow("missing field", "prompt is missing")
-        if system_prompt and prompt[0].get("role") != "system":
-            prompt = [{"role": "system", "content": system_prompt}, *prompt]
-        return {**row, "prompt": prompt}
+        return {**row, "prompt": _prompt(row, system_prompt)}
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def _preference(row: dict[str, Any], system_prompt: str | None) -> dict[str, Any]:
+def _prompt(row: dict[str, Any], system_prompt: str | None) -> list[dict[str, Any]]:
+    """A conversational prompt (a string becomes one user turn), with the source's system prompt if it has none."""
     prompt = row.get("prompt")
     if isinstance(prompt, str):
         prompt = [{"role": "user", "content": _text(prompt, "prompt")}]
@@ -167,7 +161,11 @@ def _preference(row: dict[str, Any], system_prompt: str | None) -> dict[str, Any
         raise SkipRow("missing field", "prompt is missing")
     if system_prompt and prompt[0].get("role") != "system":
         prompt = [{"role": "system", "content": system_prompt}, *prompt]
-    out: dict[str, Any] = {"prompt": prompt}
+    return prompt
+
+
+def _preference(row: dict[str, Any], system_prompt: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"prompt": _prompt(row, system_prompt)}
     for key in ("chosen", "rejected"):
         value = row.get(key)
         if isinstance(value, str):
