@@ -109,3 +109,29 @@ def test_resume_continues_the_step_count_and_accumulates_segments(tmp_path, chat
     assert rep["wall_seconds"] == pytest.approx(sum(s["wall_seconds"] for s in rep["segments"]), abs=1e-3)
     assert rep["started_at"] == first["started_at"]
     assert [step for step, _ in rep["loss_curve"]] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("task", ["dpo", "orpo", "simpo"])
+def test_preference_tasks_lower_the_loss(tmp_path, task):
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"Say {w}"}],
+            "chosen": [{"role": "assistant", "content": f"{w}!"}],
+            "rejected": [{"role": "assistant", "content": "no"}],
+        }
+        for w in ("hi", "yes", "cat", "dog")
+    ]
+    data = write_jsonl(tmp_path / "pref.jsonl", rows)
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        task=task,
+        base=[str(ROOT / "recipes/_base/lora.yaml")],
+        datasets=[str(data)],
+        per_device_train_batch_size=4,
+    )
+    assert train(recipe) == 0
+    curve = losses(tmp_path / "out")
+    assert len(curve) == 4 and curve[-1] < curve[0], curve
+    rep = report(tmp_path / "out")
+    assert rep["task"] == task and rep["rows"]["used"] == 4
+    assert rep["tokens_trained"] is None or rep["tokens_trained"] > 0  # never a made-up 0

@@ -58,10 +58,12 @@ class DataReport:
         """One console line."""
         skipped = sum(self.skipped.values())
         reasons = ", ".join(f"{k}: {v}" for k, v in self.skipped.most_common())
-        line = f"data: {self.rows_used}/{self.rows_read} rows used, {skipped} skipped"
-        return (
-            line + (f" ({reasons})" if reasons else "") + f", {self.tokens:,} tokens ({self.trained_tokens:,} trained)"
+        line = f"data: {self.rows_used}/{self.rows_read} rows used, {skipped} skipped" + (
+            f" ({reasons})" if reasons else ""
         )
+        if self.tokens:  # only SFT/CPT are tokenized here; TRL tokenizes preference and GRPO rows itself
+            line += f", {self.tokens:,} tokens ({self.trained_tokens:,} trained)"
+        return line
 
 
 def _map_columns(row: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:

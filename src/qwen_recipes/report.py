@@ -102,7 +102,10 @@ def build_report(recipe: Any, trainer: Any, clock: RunClock, data_report: Any, p
         "ended_at": segment["ended_at"],
         "wall_seconds": round(sum(s["wall_seconds"] for s in segments), 3),
         "hardware": hardware(),
-        "tokens_trained": int(state.num_input_tokens_seen),
+        # ORPO/CPO batches have no `input_ids`, so the Trainer cannot count them: say unknown rather than 0.
+        "tokens_trained": int(state.num_input_tokens_seen)
+        if state.num_input_tokens_seen or not state.global_step
+        else None,
         "steps": int(state.global_step),
         "epochs": round(float(state.epoch or 0.0), 4),
         "rows": {"used": data_report.rows_used, "read": data_report.rows_read, "skipped": dict(data_report.skipped)},
@@ -165,7 +168,7 @@ def summary(report: dict[str, Any], output_dir: Path) -> str:
     """The end-of-run console summary."""
     loss = report.get("loss") or {}
     lines = [
-        f"done: {report['steps']} steps, {report['tokens_trained']:,} tokens in {report['wall_seconds']:.1f} s "
+        f"done: {report['steps']} steps, {report['tokens_trained'] or 'untracked'} tokens in {report['wall_seconds']:.1f} s "
         f"on {report['hardware']['device_count']}x {report['hardware']['device_name'] or report['hardware']['device']}",
     ]
     if loss:
