@@ -191,3 +191,10 @@ def test_trl_snapshot_matches_the_installed_trl():
     assert {c: {k: v["type"] for k, v in f.items()} for c, f in live.items()} == {
         c: {k: v["type"] for k, v in f.items()} for c, f in trl_fields().items()
     }
+
+
+def test_a_hub_token_is_refused_and_never_echoed(recipes):
+    secret = "hf_abcdefghijklmnopqrstuvwxyz0123"
+    with pytest.raises(RecipeError) as e:
+        load_recipe("r/x/leaf.yaml", parse_overrides(["--hub_token", secret]))
+    assert "HF_TOKEN" in str(e.value) and secret not in str(e.value)

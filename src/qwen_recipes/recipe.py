@@ -224,6 +224,12 @@ def validate(values: dict[str, Any], origin: dict[str, str]) -> dict[str, Any]:
         if key in RENAMED and key not in trl:
             problems.append(f"{where}: unknown key {key!r}: write {RENAMED[key]} instead")
             continue
+        if key.lower() in SECRET_KEYS:
+            problems.append(
+                f"{where}: {key!r} is refused: a token in a recipe ends up in saved configs and logs; set the HF_TOKEN "
+                "environment variable or run `hf auth login` instead"
+            )
+            continue
         if key in METHOD_KEYS:
             problems.append(f"{where}: key {key!r} is set by method; write 'method: {METHOD_KEYS[key]}' instead")
             continue
