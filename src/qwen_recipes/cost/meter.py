@@ -1,0 +1,218 @@
+"""`CostMeter`: a Trainer callback that measures what a run cost, and `cost_block` for `run_report.json`.
+
+Measured: wall time, device type and count, real tokens (the Trainer's non-padding count), peak memory per
+device, and on GPU the achieved TFLOP/s and MFU (model FLOPs from `flops.py`, recomputation excluded, over
+peak dense bf16). GPU-hours and dollars use the shipped price table. On resume, earlier segments are read from
+the previous run report's `cost.segments` and the totals add up across segments instead of restarting.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from transformers import TrainerCallback
+
+from qwen_recipes.cost.flops import training_flops
+from qwen_recipes.cost.hardware import gpu_from_device_name, price
+from qwen_recipes.cost.models import Arch, arch_from_config
+
+
+class CostMeter(TrainerCallback):
+    """Measures one training segment: time, tokens, device, peak memory, and the model FLOPs of those tokens."""
+
+    def __init__(self, recipe: Any = None, price_per_gpu_hour: float | None = None) -> None:
+        self.recipe = recipe
+        self.price_override = price_per_gpu_hour
+        if price_per_gpu_hour is None and recipe is not None:
+            self.price_override = recipe.values.get("price_per_gpu_hour")
+        self.arch: Arch | None = None
+        self.t0 = 0.0
+        self.wall_seconds = 0.0
+        self.start_tokens = 0
+        self.start_step = 0
+        self.tokens = 0
+        self.steps = 0
+        self.device: dict[str, Any] = {}
+        self.peak_memory_bytes: list[int] | None = None
+        self.seq_len = 1024
+        self.method = "full"
+        self.gradient_checkpointing = False
+        self.lora_r, self.lora_modules, self.train_lm_head = 16, "all-linear", False
+
+    # ------------------------------------------------------------------ callback hooks
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        """Remember where this segment starts and what is being trained."""
+        import torch
+
+        self.start_tokens = int(state.num_input_tokens_seen or 0)
+        self.start_step = int(state.global_step)
+        self.device = device_info()
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        self._describe_model(model, args)
+        self.t0 = time.perf_counter()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        """Close the segment: wall time, tokens, steps and peak memory."""
+        self.wall_seconds = time.perf_counter() - self.t0
+        self.tokens = int(state.num_input_tokens_seen or 0) - self.start_tokens
+        self.steps = int(state.global_step) - self.start_step
+        self.peak_memory_bytes = peak_memory_per_device()
+
+    def _describe_model(self, model: Any, args: Any) -> None:
+        if model is None:
+            return
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        try:
+            self.arch = arch_from_config(base.config.to_dict())
+        except Exception:  # not a decoder we can describe: report no FLOPs rather than wrong ones
+            self.arch = None
+        peft_cfg = getattr(model, "peft_config", None)
+        if peft_cfg:
+            cfg = next(iter(peft_cfg.values()))
+            quantized = bool(getattr(base, "is_loaded_in_4bit", False))
+            self.method = "qlora" if quantized else "lora"
+            self.lora_r = int(getattr(cfg, "r", 16))
+            targets = getattr(cfg, "target_modules", None)
+            self.lora_modules = sorted(targets) if isinstance(targets, (set, list)) else targets
+            self.train_lm_head = "lm_head" in (getattr(cfg, "modules_to_save", None) or [])
+        self.gradient_checkpointing = bool(getattr(args, "gradient_checkpointing", False))
+        self.seq_len = int(getattr(args, "max_length", None) or 1024)
+
+    # ------------------------------------------------------------------ results
+    def model_flops(self) -> float | None:
+        """Model FLOPs (forward + backward, recomputation excluded) of this segment's tokens."""
+        if self.arch is None or not self.tokens:
+            return None
+        return training_flops(
+            self.arch,
+            self.tokens,
+            self.seq_len,
+            self.method,
+            lora_r=self.lora_r,
+            lora_modules=self.lora_modules,
+            gradient_checkpointing=self.gradient_checkpointing,
+            train_lm_head=self.train_lm_head,
+        ).model
+
+    def segment(self) -> dict[str, Any]:
+        """This segment's measurements, priced."""
+        gpus = self.device.get("gpus", 0)
+        hours = self.wall_seconds / 3600
+        gpu = gpu_from_device_name(self.device.get("device_name")) if gpus else None
+        rate, source = price(gpu.name, self.price_override) if gpu else (self.price_override, "given")
+        if not gpus:
+            rate, source = None, "cpu run: no GPU-hours"
+        mf = self.model_flops()
+        achieved = mf / (self.wall_seconds * gpus) / 1e12 if (mf and gpus and self.wall_seconds) else None
+        return {
+            "device": self.device.get("device", "cpu"),
+            "device_name": self.device.get("device_name"),
+            "gpu_type": gpu.name if gpu else None,
+            "gpus": gpus,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "tokens": self.tokens,
+            "steps": self.steps,
+            "model_flops": mf,
+            "achieved_tflops_per_gpu": round(achieved, 2) if achieved else None,
+            "mfu": round(achieved / gpu.peak_tflops, 4) if (achieved and gpu) else None,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "gpu_hours": round(hours * gpus, 6),
+            "usd_per_gpu_hour": rate,
+            "price_source": source,
+            "usd": round(hours * gpus * rate, 4) if (rate is not None and gpus) else None,
+        }
+
+
+def device_info() -> dict[str, Any]:
+    """'cuda' with the GPU name and count of this launch (world size), or 'cpu' with no GPUs."""
+    import platform
+
+    import torch
+
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if torch.cuda.is_available():
+        return {"device": "cuda", "device_name": torch.cuda.get_device_name(0), "gpus": world}
+    return {"device": "cpu", "device_name": platform.processor() or platform.machine(), "gpus": 0}
+
+
+def peak_memory_per_device() -> list[int] | None:
+    """Peak allocated bytes of each visible GPU (this process), or None on CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return [int(torch.cuda.max_memory_allocated(i)) for i in range(torch.cuda.device_count())]
+
+
+def cost_block(report: dict[str, Any], meter: CostMeter | None = None, previous: dict[str, Any] | None = None) -> dict:
+    """The `cost` block of `run_report.json`: earlier segments (from `previous`'s cost block) + this one, totalled.
+
+    Without a meter the segment is rebuilt from the report itself (wall time, tokens, hardware), unpriced FLOPs.
+    """
+    if meter is not None:
+        seg = meter.segment()
+    else:
+        last = (report.get("segments") or [{}])[-1]
+        hw = report.get("hardware") or {}
+        fake = CostMeter()
+        fake.device = {
+            "device": hw.get("device", "cpu"),
+            "device_name": hw.get("device_name"),
+            "gpus": hw.get("world_size", 1) if hw.get("device") == "cuda" else 0,
+        }
+        fake.wall_seconds = float(last.get("wall_seconds", report.get("wall_seconds", 0.0)))
+        fake.tokens = int(last.get("tokens_trained") or 0)
+        fake.steps = int(last.get("steps") or 0)
+        fake.peak_memory_bytes = [report["peak_memory_bytes"]] if report.get("peak_memory_bytes") else None
+        seg = fake.segment()
+    segments = [*((previous or {}).get("cost") or {}).get("segments", []), seg]
+    total = lambda key: sum(s.get(key) or 0 for s in segments)  # noqa: E731 - local shorthand
+    priced = [s for s in segments if s.get("usd") is not None]
+    gpu_seconds = sum(s["wall_seconds"] * s["gpus"] for s in segments if s.get("gpus"))
+    flops = total("model_flops")
+    achieved = flops / gpu_seconds / 1e12 if (gpu_seconds and flops) else None
+    peaks = [max(s["peak_memory_bytes"]) for s in segments if s.get("peak_memory_bytes")]
+    return {
+        "device": seg["device"],
+        "device_name": seg["device_name"],
+        "gpu_type": seg["gpu_type"],
+        "gpus": seg["gpus"],
+        "wall_seconds": round(total("wall_seconds"), 3),
+        "tokens": int(total("tokens")),
+        "steps": int(total("steps")),
+        "tokens_per_second": round(total("tokens") / total("wall_seconds"), 2) if total("wall_seconds") else None,
+        "model_flops": flops or None,
+        "achieved_tflops_per_gpu": round(achieved, 2) if achieved else None,
+        "mfu": _mfu(segments),
+        "peak_memory_bytes": max(peaks) if peaks else None,
+        "gpu_hours": round(total("gpu_hours"), 6),
+        "usd_per_gpu_hour": seg["usd_per_gpu_hour"],
+        "price_source": seg["price_source"],
+        "usd": round(sum(s["usd"] for s in priced), 4) if priced else None,
+        "segments": segments,
+    }
+
+
+def _mfu(segments: list[dict[str, Any]]) -> float | None:
+    # Time-weighted over the GPU segments that have one.
+    rows = [(s["mfu"], s["wall_seconds"]) for s in segments if s.get("mfu") is not None]
+    seconds = sum(w for _, w in rows)
+    return round(sum(m * w for m, w in rows) / seconds, 4) if seconds else None
+
+
+def summary_line(cost: dict[str, Any]) -> str:
+    """One line for the end-of-run summary."""
+    parts = [f"{cost['wall_seconds']:.1f} s", f"{cost['tokens']:,} tokens"]
+    if cost.get("gpus"):
+        parts.append(
+            f"{cost['gpu_hours']:.3f} GPU-hours on {cost['gpus']}x {cost.get('gpu_type') or cost['device_name']}"
+        )
+    if cost.get("mfu") is not None:
+        parts.append(f"MFU {cost['mfu']:.1%} ({cost['achieved_tflops_per_gpu']} TFLOP/s per GPU)")
+    parts.append(f"${cost['usd']:.2f}" if cost.get("usd") is not None else "no GPU cost (CPU run)")
+    if len(cost.get("segments", [])) > 1:
+        parts.append(f"over {len(cost['segments'])} segments")
+    return "cost: " + ", ".join(parts)
