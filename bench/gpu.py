@@ -8,7 +8,7 @@
 Each cell (architecture x method x Liger x gradient checkpointing) runs in its own process (`bench.gpu_worker`,
 under torchrun when --gpus > 1) so that peak memory is per configuration and an OOM is a result, not a crash. It needs
 no network: shapes are in bench/gpu_archs.py and the data are random ids. Liger cells need the `liger-kernel` wheel
-and Triton; without them they are reported as skipped.
+and Triton; without them they are reported as skipped. The predicted peak is `qwen_recipes.cost`'s estimate.
 """
 
 from __future__ import annotations
@@ -92,31 +92,38 @@ def liger_unavailable() -> str | None:
 
 
 def predicted_peak_bytes(cell: dict[str, Any]) -> int | None:
-    """The cost estimator's predicted peak memory per GPU for a cell, or None while no estimator is installed.
+    """The cost estimator's predicted peak memory per GPU for a cell (`qwen_recipes.cost.memory`), None without it.
 
-    Adapter over `qwen_recipes.cost`, whose API is owned elsewhere: it is looked up by name at call time so that
-    this benchmark runs with or without it.
+    A small adapter: the estimator is another module's API, so a missing module or a changed signature shows as
+    "n/a" in the table instead of failing the benchmark.
     """
     try:
-        from qwen_recipes.cost import memory
+        from qwen_recipes.cost.memory import Setup, memory_items, total_bytes
+        from qwen_recipes.cost.models import arch_from_config
     except ImportError:
         return None
-    estimate = getattr(memory, "estimate_peak_memory", None)
-    if estimate is None:
-        return None
+    import torch
+
+    sharded = cell["method"] == "full" and cell["gpus"] > 1
+    width = 2 if torch.cuda.is_available() else 4  # bf16 on GPU; the CPU smoke run is fp32
     try:
-        return int(
-            estimate(
-                config=ARCHS[cell["arch"]],
-                method=cell["method"],
-                seq_len=cell["seq_len"],
-                batch=cell["batch"],
-                gradient_checkpointing=cell["gc"],
-                liger=cell["liger"],
-                world_size=cell["gpus"] if cell["method"] == "full" else 1,
-            )
+        setup = Setup(
+            method=cell["method"],
+            weight_bytes=width,
+            act_bytes=width,
+            optimizer="adamw_torch_fused",
+            lora_r=16,
+            lora_dropout=0.05,
+            micro_batch=cell["batch"],
+            seq_len=cell["seq_len"],
+            gradient_checkpointing=cell["gc"],
+            attn_implementation=cell.get("attn") or "sdpa",
+            gpus=cell["gpus"] if sharded else 1,
+            zero_stage=3 if sharded else 0,
+            engine="deepspeed" if sharded else "none",
         )
-    except TypeError:  # a different signature than this adapter knows: show no prediction rather than a wrong one
+        return int(total_bytes(memory_items(arch_from_config(ARCHS[cell["arch"]]), setup)))
+    except (TypeError, ValueError, KeyError):
         return None
 
 
