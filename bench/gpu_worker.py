@@ -177,6 +177,7 @@ def measure(opts: dict[str, Any]) -> dict[str, Any]:
         "sharded": "zero3" if sharded else None,
         "device": device_name,
         "params": parameter_count(opts["arch"])["total"],
+        "quantized_linears": sum(type(m).__name__ == "Linear4bit" for m in model.modules()),
         "build_seconds": round(build_seconds, 2),
         "tokens_per_s_per_gpu": tps,
         "mfu": mfu,
