@@ -9,9 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ lives at the repo root, beside train.py
 
-from bench import dataprep, gpu, padding, startup, throughput  # noqa: E402
-from bench.gpu_archs import ARCHS, build_config, flops_per_token, parameter_count  # noqa: E402
-from bench.synthetic import s1k_lengths, s1k_rows  # noqa: E402
+from bench import dataprep, gpu, padding, startup, throughput
+from bench.gpu_archs import ARCHS, build_config, flops_per_token, parameter_count
+from bench.synthetic import s1k_lengths, s1k_rows
 
 
 def test_s1k_like_mix_is_fixed_and_long_tailed():
