@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import set_seed
 
     from qwen_recipes import data, model, report, templates
+    from qwen_recipes.cost.meter import CostMeter
     from qwen_recipes.trainer import make_trainer
 
     state = PartialState()
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     lm = model.load_model(recipe, tokenizer, sharded=sharded)
 
     # ---------------------------------------------------------------- trainer
-    clock = report.RunClock()
+    clock, meter = report.RunClock(), CostMeter(recipe)  # wall time, tokens, GPU-hours, dollars
     trainer = make_trainer(
         recipe,
         lm,
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         train_dataset,
         eval_dataset,
         peft_config=model.peft_config(recipe),
-        callbacks=[clock, *report.extra_callbacks(recipe)],
+        callbacks=[clock, meter],
     )
 
     # ---------------------------------------------------------------- train
@@ -87,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(output_dir)
         lm.generation_config.save_pretrained(output_dir)  # records eos <|im_end|> next to an adapter too
-        run = report.build_report(recipe, trainer, clock, data_report, previous)
-        run = report.add_cost(run, recipe)
+        run = report.build_report(recipe, trainer, clock, data_report, previous, meter)
         report.write_report(run, output_dir)
         report.plot_loss(trainer.state.log_history, output_dir / "loss.png", f"{recipe.path.name} ({recipe.method})")
         report.write_card(output_dir)

@@ -135,3 +135,13 @@ def test_preference_tasks_lower_the_loss(tmp_path, task):
     rep = report(tmp_path / "out")
     assert rep["task"] == task and rep["rows"]["used"] == 4
     assert rep["tokens_trained"] is None or rep["tokens_trained"] > 0  # never a made-up 0
+
+
+def test_run_report_carries_the_cost_block(tmp_path, chat_data):
+    recipe = write_recipe(tmp_path / "r.yaml", datasets=[str(chat_data)])
+    assert train(recipe) == 0
+    rep = report(tmp_path / "out")
+    cost = rep["cost"]
+    assert cost["tokens"] == rep["tokens_trained"] > 0
+    assert cost["usd"] is None and cost["gpu_hours"] == 0  # a CPU run costs no GPU-hours
+    assert cost["wall_seconds"] == pytest.approx(rep["wall_seconds"], rel=0.2)

@@ -79,8 +79,12 @@ def loss_history(log_history: list[dict[str, Any]]) -> list[tuple[int, float]]:
     return [(e["step"], float(e["loss"])) for e in log_history if "loss" in e and math.isfinite(float(e["loss"]))]
 
 
-def build_report(recipe: Any, trainer: Any, clock: RunClock, data_report: Any, previous: dict | None) -> dict[str, Any]:
-    """The run report dict; `previous` is the report of an earlier segment when resuming."""
+def build_report(
+    recipe: Any, trainer: Any, clock: RunClock, data_report: Any, previous: dict | None, meter: Any = None
+) -> dict[str, Any]:
+    """The run report dict, cost block included; `previous` is the report of an earlier segment when resuming."""
+    from qwen_recipes.cost.meter import cost_block
+
     state = trainer.state
     curve = loss_history(state.log_history)
     losses = [loss for _, loss in curve]
@@ -92,7 +96,7 @@ def build_report(recipe: Any, trainer: Any, clock: RunClock, data_report: Any, p
         "steps": int(state.global_step - clock.start_step),
     }
     segments = [*(previous or {}).get("segments", []), segment]
-    return {
+    run = {
         "recipe": str(recipe.path),
         "task": recipe.task,
         "method": recipe.method,
@@ -116,6 +120,8 @@ def build_report(recipe: Any, trainer: Any, clock: RunClock, data_report: Any, p
         "random_init": str(recipe.model_name_or_path).startswith("tiny:"),
         "segments": segments,
     }
+    run["cost"] = cost_block(run, meter=meter, previous=previous)
+    return run
 
 
 def write_resolved_recipe(recipe: Any, output_dir: Path) -> Path:
@@ -175,23 +181,14 @@ def summary(report: dict[str, Any], output_dir: Path) -> str:
         lines.append(f"loss: {loss['first']:.4f} -> {loss['final']:.4f} (min {loss['min']:.4f})")
     skipped = report["rows"]["skipped"]
     lines.append(f"rows: {report['rows']['used']} used, {sum(skipped.values())} skipped {skipped or ''}".rstrip())
-    cost = report.get("cost") or {}
-    if cost.get("usd") is not None:
-        lines.append(f"cost: ${cost['usd']:.2f} ({cost.get('gpu_hours', 0):.3f} GPU-hours)")
+    if report.get("cost"):
+        from qwen_recipes.cost.meter import summary_line
+
+        lines.append(summary_line(report["cost"]))
     if report.get("random_init"):
         lines.append("note: the base model is a tiny RANDOM model; this run shows the pipeline, not a useful model")
     lines.append(f"outputs: {output_dir}")
     return "\n".join(lines)
-
-
-def extra_callbacks(recipe: Any) -> list[Any]:
-    """Callbacks every run gets besides the clock (the cost meter)."""
-    return []
-
-
-def add_cost(run: dict[str, Any], recipe: Any) -> dict[str, Any]:
-    """Fill the run report's `cost` block."""
-    return run
 
 
 def write_card(output_dir: Path) -> None:
