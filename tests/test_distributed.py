@@ -270,3 +270,41 @@ def test_fsdp2_wraps_the_decoder_layer_class_read_from_the_model(family, layer):
         policy = fsdp2_prepare_auto_wrap_policy(plugin, candidate)
         wrapped = [type(m).__name__ for m in candidate.modules() if policy(m)]
         assert wrapped == [layer] * model.config.num_hidden_layers
+
+
+def test_slurm_script_starts_one_launcher_per_node_with_its_rank(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    log = tmp_path / "launches.log"
+    # srun runs the task once per node with its SLURM_NODEID; accelerate records its arguments.
+    (fake / "srun").write_text(
+        '#!/bin/bash\nshift\nfor i in $(seq 0 $((SLURM_NNODES - 1))); do SLURM_NODEID=$i "$@"; done\n'
+    )
+    (fake / "scontrol").write_text("#!/bin/bash\necho node-a\necho node-b\n")
+    (fake / "accelerate").write_text(f'#!/bin/bash\necho "$*" >> {log}\n')
+    for f in fake.iterdir():
+        f.chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{fake}:{BIN}:{os.environ['PATH']}",
+        "SLURM_NNODES": "2",
+        "SLURM_GPUS_ON_NODE": "8",
+        "SLURM_JOB_NODELIST": "node-[a-b]",
+        "SLURM_SUBMIT_DIR": str(ROOT),
+    }
+    recipe = "recipes/s1/s1.1-32b-full-16xh100.yaml"
+    proc = subprocess.run(
+        ["bash", str(ROOT / "configs/slurm/train.slurm"), recipe, "--max_steps", "5"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2
+    for rank, line in enumerate(lines):
+        assert line == (
+            "launch --config_file configs/accelerate/fsdp2.yaml --num_machines 2 --num_processes 16 "
+            f"--machine_rank {rank} --main_process_ip node-a --main_process_port 29500 train.py {recipe} --max_steps 5"
+        )
