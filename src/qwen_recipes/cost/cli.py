@@ -10,7 +10,7 @@ from typing import Any
 
 from qwen_recipes.cost.estimate import dataset_tokens, estimate, estimate_one, requested_hardware
 from qwen_recipes.cost.hardware import HardwareError
-from qwen_recipes.cost.models import UnknownModel, resolve_arch
+from qwen_recipes.cost.models import UnknownModel, recipe_arch
 
 MARK_START, MARK_END = "<!-- costs:start -->", "<!-- costs:end -->"
 
@@ -138,7 +138,7 @@ def cost_rows(root: Path) -> list[dict[str, Any]]:
                 source=rep.source,
             )
             gpus, gpu = requested_hardware(recipe, rep.hardware)
-            arch, _ = resolve_arch(str(recipe.values["model_name_or_path"]))
+            arch, _ = recipe_arch(recipe.values)
             tok = dataset_tokens(recipe, rep.tokens)
             e = estimate_one(recipe, arch, gpus, gpu, tok, recipe.values.get("price_per_gpu_hour"))
             row.update(

@@ -18,7 +18,7 @@ import yaml
 from qwen_recipes.cost import flops as F
 from qwen_recipes.cost.hardware import COMPARE, GPU, hardware_from_recipe, parse_hardware, price
 from qwen_recipes.cost.memory import GB, Setup, largest_fitting, memory_items, total_bytes
-from qwen_recipes.cost.models import Arch, resolve_arch
+from qwen_recipes.cost.models import Arch, recipe_arch
 
 # Expected utilisation (FLOPs executed, recomputation included / peak), see docs/costs.md "Calibration".
 # full: s1-32B (16xH100 FSDP, 26 min) implies 0.17 when s1K rows average ~4k tokens (the paper's 59K pool
@@ -249,7 +249,7 @@ def estimate(
     recipe: Any, hardware: str | None = None, tokens: int | None = None, usd: float | None = None, compare: bool = True
 ) -> dict[str, Any]:
     """The full estimate of a recipe: requested hardware plus the common comparison options."""
-    arch, arch_source = resolve_arch(str(recipe.values["model_name_or_path"]))
+    arch, arch_source = recipe_arch(recipe.values)
     gpus, gpu = requested_hardware(recipe, hardware)
     tok = dataset_tokens(recipe, tokens)
     usd = usd if usd is not None else recipe.values.get("price_per_gpu_hour")

@@ -161,6 +161,19 @@ def resolve_arch(model_name_or_path: str) -> tuple[Arch, str]:
     )
 
 
+def recipe_arch(values: dict[str, Any]) -> tuple[Arch, str]:
+    """A recipe's architecture; a model produced by an earlier step (not on disk yet) has its `base_model_id`'s."""
+    name = str(values["model_name_or_path"])
+    base = values.get("base_model_id")
+    if base and not (Path(name) / "config.json").is_file() and name not in BUILTIN:
+        try:
+            arch, source = resolve_arch(str(base))
+            return arch, f"{source} (base_model_id {base}; {name} is not on disk yet)"
+        except UnknownModel:
+            pass
+    return resolve_arch(name)
+
+
 def arch_dict(arch: Arch) -> dict[str, Any]:
     """The architecture as a plain dict (for --json)."""
     return {**asdict(arch), "parameters": arch.total_params()}

@@ -34,11 +34,11 @@ def count_local_tokens(recipe: Any) -> tuple[int, int, int, str] | None:
     if tok is None:
         return None
     from qwen_recipes import data, templates
-    from qwen_recipes.cost.models import resolve_arch
+    from qwen_recipes.cost.models import recipe_arch
 
     rows = data.canonical_rows(recipe)
     if recipe.task == "sft":
-        model_type = resolve_arch(str(recipe.values["model_name_or_path"]))[0].model_type
+        model_type = recipe_arch(recipe.values)[0].model_type
         template = templates.resolve_training_template(tok, model_type, recipe.values.get("chat_template_path"))
         lengths = [len(ids) for ids, _ in data.tokenize_chat(rows, tok, template)]
     else:
