@@ -11,11 +11,15 @@ from __future__ import annotations
 import sys
 
 from qwen_recipes.cli_args import parse_train_args, user_errors
+from qwen_recipes.launch_checks import check_launch
+from qwen_recipes.recipe import RecipeError
 
 
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     recipe, dry_run = parse_train_args(sys.argv[1:] if argv is None else argv)
+    if problems := check_launch(recipe):  # incompatible method/launcher combinations, before anything loads
+        raise RecipeError(problems)
 
     # ---------------------------------------------------------------- plan only
     if dry_run:
@@ -24,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         print_plan(recipe)
         return 0
 
+    from datetime import timedelta
     from pathlib import Path
 
     from accelerate import PartialState
@@ -31,9 +36,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from qwen_recipes import data, model, report, templates
     from qwen_recipes.cost.meter import CostMeter
-    from qwen_recipes.trainer import make_trainer
+    from qwen_recipes.trainer import make_trainer, training_args
 
-    state = PartialState()
+    # Other ranks wait while rank 0 prepares data: `ddp_timeout` (TRL's key) bounds that wait, not NCCL's default.
+    state = PartialState(timeout=timedelta(seconds=recipe.values.get("ddp_timeout", 1800)))
     set_seed(recipe.values.get("seed", 42))
     output_dir = Path(recipe.output_dir)
     if state.is_main_process:
@@ -60,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         print(data_report.summary())
 
     # ---------------------------------------------------------------- model
+    # TRL config first: under ZeRO-3 it turns on deepspeed.zero.Init, so each rank loads only its shard.
+    args = training_args(recipe)
     sharded = bool(recipe.values.get("deepspeed") or recipe.values.get("fsdp")) or state.distributed_type.name in (
         "DEEPSPEED",
         "FSDP",
@@ -70,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     clock, meter = report.RunClock(), CostMeter(recipe)  # wall time, tokens, GPU-hours, dollars
     trainer = make_trainer(
         recipe,
+        args,
         lm,
         tokenizer,
         train_dataset,

@@ -145,3 +145,31 @@ def test_run_report_carries_the_cost_block(tmp_path, chat_data):
     assert cost["tokens"] == rep["tokens_trained"] > 0
     assert cost["usd"] is None and cost["gpu_hours"] == 0  # a CPU run costs no GPU-hours
     assert cost["wall_seconds"] == pytest.approx(rep["wall_seconds"], rel=0.2)
+
+
+def test_cpu_compact_loss_equals_trl_loss(tmp_path, chat_data):
+    """Our CPU loss path (trained positions only) gives TRL's value, and its gradients."""
+    import torch
+    from trl import SFTConfig, SFTTrainer
+
+    from qwen_recipes.data import build_dataset
+    from qwen_recipes.recipe import load_recipe
+    from qwen_recipes.templates import training_template
+    from qwen_recipes.testing import build_tokenizer, tiny_model
+    from qwen_recipes.trainer import sft_trainer_class
+
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", datasets=[str(chat_data)]))
+    tok = build_tokenizer("qwen3")
+    ds, _ = build_dataset(recipe, tok, training_template("qwen3"))
+    args = SFTConfig(output_dir=str(tmp_path / "o"), use_cpu=True, max_length=64, packing=True, report_to="none")
+    results = []
+    for cls in (SFTTrainer, sft_trainer_class()):
+        model = tiny_model("qwen3", seed=3)
+        trainer = cls(model=model, args=args, train_dataset=ds, processing_class=tok)
+        batch = next(iter(trainer.get_train_dataloader()))
+        loss = trainer.compute_loss(model, batch)
+        loss.backward()
+        results.append((loss.detach(), model.model.embed_tokens.weight.grad.clone()))
+    (trl_loss, trl_grad), (our_loss, our_grad) = results
+    assert torch.allclose(our_loss, trl_loss, atol=1e-5), (our_loss, trl_loss)
+    assert torch.allclose(our_grad, trl_grad, atol=1e-6)

@@ -170,11 +170,15 @@ def write_report(report: dict[str, Any], output_dir: Path) -> Path:
     return path
 
 
+def _tokens(n: int | None) -> str:
+    return f"{n:,}" if n is not None else "untracked"
+
+
 def summary(report: dict[str, Any], output_dir: Path) -> str:
     """The end-of-run console summary."""
     loss = report.get("loss") or {}
     lines = [
-        f"done: {report['steps']} steps, {report['tokens_trained'] or 'untracked'} tokens in {report['wall_seconds']:.1f} s "
+        f"done: {report['steps']} steps, {_tokens(report['tokens_trained'])} tokens in {report['wall_seconds']:.1f} s "
         f"on {report['hardware']['device_count']}x {report['hardware']['device_name'] or report['hardware']['device']}",
     ]
     if loss:

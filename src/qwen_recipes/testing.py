@@ -174,10 +174,16 @@ def tiny_model(family: Family = "qwen3", seed: int = 0, **overrides: Any) -> Any
 def save_tiny_checkpoint(path: str | Path, family: Family = "qwen3", seed: int = 0, chat: bool = True) -> Path:
     """Write a tiny model and its tokenizer to `path`, like a hub checkpoint on disk; returns the path."""
     path = Path(path)
-    marker = path / "config.json"
-    if marker.exists():
+    if (path / "config.json").exists():
         return path
-    path.mkdir(parents=True, exist_ok=True)
-    tiny_model(family, seed=seed).save_pretrained(path)
-    build_tokenizer(family, chat=chat).save_pretrained(path)
+    # Written aside then renamed, so a parallel rank never loads a half-written checkpoint.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tiny_model(family, seed=seed).save_pretrained(tmp)
+    build_tokenizer(family, chat=chat).save_pretrained(tmp)
+    try:
+        tmp.rename(path)
+    except OSError:  # another process got there first; its copy is identical
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
     return path
