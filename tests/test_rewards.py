@@ -53,6 +53,8 @@ def test_completion_text_reads_strings_messages_and_split_off_reasoning():
         ("MATH style", "\\boxed{\\sqrt{2}}", 0.0),  # no final answer in the completion
         ("\\boxed{\\sqrt{2}}", "The side is $\\boxed{\\sqrt{2}}$.", 1.0),  # gold given as a MATH solution
         ("So the total is \\boxed{15}.", "14", 0.0),
+        ("\\boxed{2x}", "2x", 1.0),
+        ("\\boxed{2y}", "2x", 0.0),  # a variable is not a unit to strip
         ("I think it is 14 but I won't say", "14", 0.0),  # no \boxed, no Answer:, no tag
         ("\\boxed{14", "14", 0.0),  # truncated box
         ("Answer: \\boxed{" + "9" * 500 + "}", "14", 0.0),  # over the answer length cap

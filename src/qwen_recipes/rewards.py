@@ -92,7 +92,8 @@ def extract_answer(text: str) -> str | None:
     return None
 
 
-_NUMBER_WITH_UNIT = re.compile(r"^\\?\$?\s*(?P<num>[-+]?[\d,]*\.?\d+)\s*(?:\\%|%|[A-Za-z][A-Za-z .]*)?$")
+# A unit is a word of 2+ letters: '2x' must stay an expression, not become 2.
+_NUMBER_WITH_UNIT = re.compile(r"^\\?\$?\s*(?P<num>[-+]?[\d,]*\.?\d+)\s*(?:\\%|%|[A-Za-z]{2,}[A-Za-z .]*)?$")
 
 
 def _clean_answer(answer: str) -> str:
