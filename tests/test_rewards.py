@@ -49,6 +49,8 @@ def test_completion_text_reads_strings_messages_and_split_off_reasoning():
         ("Answer: $1,000.", "1000", 1.0),
         ("Final Answer: 15,000 dollars", "15000", 1.0),
         ("<think>12+2</think><answer>14</answer>", "14", 1.0),
+        ("<think>maybe \\boxed{14}</think>\n\nIt is \\boxed{15}.", "14", 0.0),  # the box after thinking counts
+        ("<think>maybe \\boxed{14}, then the budget ran out", "14", 1.0),  # no </think>: the whole text
         ("<answer>The total is \\boxed{0.5}</answer>", "\\frac{1}{2}", 1.0),
         ("MATH style", "\\boxed{\\sqrt{2}}", 0.0),  # no final answer in the completion
         ("\\boxed{\\sqrt{2}}", "The side is $\\boxed{\\sqrt{2}}$.", 1.0),  # gold given as a MATH solution

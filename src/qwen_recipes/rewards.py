@@ -78,7 +78,11 @@ def last_boxed(text: str) -> str | None:
 
 
 def extract_answer(text: str) -> str | None:
-    """The final answer of a completion: inside `<answer>` if present, then last `\\boxed{}`, else last `Answer:`."""
+    """The final answer of a completion: inside `<answer>` if present, then last `\\boxed{}`, else last `Answer:`.
+
+    Only the text after a closed `</think>` counts: a box written while thinking is not the answer.
+    """
+    text = text.rsplit("</think>", 1)[-1]
     tags = ANSWER_TAG.findall(text)
     region = tags[-1] if tags else text
     boxed = last_boxed(region)
@@ -247,7 +251,7 @@ def think_format(completions: list[Any], answer_tag: bool = True, **kwargs: Any)
     for completion in completions:
         m = pattern.match(completion_text(completion))
         ok = bool(m) and m["think"].strip() != "" and m["answer"].strip() != ""
-        ok = ok and m["think"].count("</think>") == 0 and "<think>" not in m["think"] and "<think>" not in m["answer"]
+        ok = ok and "<think>" not in m["think"] and "<think>" not in m["answer"] and "</think>" not in m["answer"]
         out.append(1.0 if ok else 0.0)
     return out
 
