@@ -99,29 +99,3 @@ def test_real_architectures_parameter_counts(arch):
     assert abs(parameter_count(arch)["total"] - expected) / expected < 0.01
     assert flops_per_token(arch, 4096, "full") > flops_per_token(arch, 4096, "lora") > 0
     assert ARCHS[arch]["vocab_size"] in (151936, 152064)
-
-
-def test_compact_cpu_loss_equals_trl_loss(qwen3_tokenizer):
-    import torch
-    from trl import SFTConfig, SFTTrainer
-    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
-
-    from bench.cpu_loss import compact_loss
-    from qwen_recipes.testing import tiny_model
-
-    torch.manual_seed(0)
-    rows = [{"input_ids": list(range(100, 100 + n)), "labels": [-100] * 3 + list(range(103, 100 + n))} for n in (9, 6)]
-    batch = DataCollatorForLanguageModeling(pad_token_id=151643, padding_free=True)(rows)
-    args = SFTConfig(output_dir="/tmp/qwen-bench-test", use_cpu=True, bf16=False, report_to="none", max_steps=1)
-    from datasets import Dataset
-
-    trainer = SFTTrainer(
-        model=tiny_model("qwen3"),
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=qwen3_tokenizer,
-    )
-    model = trainer.model
-    expected = trainer.compute_loss(model, dict(batch))
-    got = compact_loss(trainer, model, dict(batch))
-    assert torch.allclose(got, expected, atol=1e-5), (got, expected)
