@@ -91,7 +91,7 @@ class RecipeArgs:
     dataset_tokens: int | None = _f(None, "Training tokens per epoch, when known, for cost estimates before data.")
     reported: Reported | None = _f(None, "Published numbers this recipe reproduces (source, hardware, time, cost).")
     rewards: list[str] = _f([], "GRPO reward function names (see qwen_recipes.rewards).")
-    reward_kwargs: dict[str, Any] = _f({}, "Keyword arguments per reward name, e.g. {length: {target: 512}}.")
+    reward_kwargs: dict[str, Any] = _f({}, "Keyword arguments per reward name, e.g. {length: {max_tokens: 512}}.")
 
 
 def our_fields() -> dict[str, Any]:

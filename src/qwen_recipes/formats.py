@@ -25,6 +25,7 @@ PREPROCESSORS: dict[str, str] = {
     "s1k_1.1": "qwen_recipes.s1_data:s1k_1_1_row",
     "gsm8k": "qwen_recipes.grpo_data:gsm8k_row",
     "countdown": "qwen_recipes.grpo_data:countdown_row",
+    "math": "qwen_recipes.grpo_data:math_row",
 }
 
 

@@ -23,7 +23,8 @@ def training_args(recipe: Any) -> Any:
         if kwargs.get("optim", "adamw_torch_fused") == "adamw_torch_fused":
             kwargs["optim"] = "adamw_torch"  # the fused kernel is CUDA-only
     kwargs.setdefault("report_to", "none")
-    kwargs.setdefault("include_num_input_tokens_seen", "non_padding")
+    if recipe.task != "grpo":  # GRPO batches carry prompts, not `input_ids`: the count would warn every step
+        kwargs.setdefault("include_num_input_tokens_seen", "non_padding")
     if recipe.task in ("sft", "cpt"):
         # We tokenize and mask ourselves (data.py); TRL must not swap templates or re-tokenize.
         kwargs["assistant_only_loss"] = False
