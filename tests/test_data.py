@@ -180,7 +180,7 @@ def test_second_build_hits_the_cache_and_a_change_misses_it(tmp_path, qwen3_toke
 
 def test_unknown_preprocess_lists_the_known_ones(tmp_path, qwen3_tokenizer):
     path = write_jsonl(tmp_path / "d.jsonl", [GOOD])
-    with pytest.raises(ValueError, match="unknown preprocess 'nope'; known: countdown, gsm8k, s1k"):
+    with pytest.raises(ValueError, match=r"unknown preprocess 'nope'; known: countdown, gsm8k, math, s1k, s1k_1\.1"):
         build(tmp_path, qwen3_tokenizer, [{"path": str(path), "preprocess": "nope"}])
 
 

@@ -80,19 +80,22 @@ def make_trainer(
 
 
 def compact_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any, num_processes: int) -> Any:
-    """Next-token cross-entropy projecting only the trained positions through lm_head (same value as TRL's loss)."""
+    """Next-token cross-entropy with logits only at trained positions (same value as TRL's loss).
+
+    The model is called as usual (so DDP/DeepSpeed/PEFT wrappers see their forward), with `logits_to_keep` set to the
+    positions whose next token is trained: the LM head never projects the masked ones.
+    """
     import torch
     import torch.nn.functional as F
 
-    labels = inputs["labels"]
-    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    targets = inputs["labels"][:, 1:]
+    positions = (targets != -100).any(dim=0).nonzero().squeeze(-1)
     kwargs = {k: v for k, v in inputs.items() if k != "labels"}
-    hidden = lm.base_model(**kwargs, use_cache=False).last_hidden_state[:, :-1]
-    targets = labels[:, 1:]
-    keep = targets != -100
-    logits = lm.get_output_embeddings()(hidden[keep])
-    denom = num_items_in_batch if num_items_in_batch is not None else keep.sum()
-    loss = F.cross_entropy(logits.float(), targets[keep], reduction="sum") / torch.as_tensor(denom).clamp(min=1)
+    logits = model(**kwargs, use_cache=False, logits_to_keep=positions).logits
+    picked = targets[:, positions]
+    denom = num_items_in_batch if num_items_in_batch is not None else (picked != -100).sum()
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), picked.flatten(), ignore_index=-100, reduction="sum")
+    loss = loss / torch.as_tensor(denom, device=loss.device).clamp(min=1)
     return loss * num_processes if num_items_in_batch is not None else loss
 
 
