@@ -77,8 +77,9 @@ def load_model(recipe: Any, tokenizer: Any, sharded: bool = False) -> Any:
 
     mc = model_config(recipe)
     kwargs: dict[str, Any] = {"revision": mc.model_revision, "dtype": getattr(torch, mc.dtype)}
-    if mc.attn_implementation:
-        kwargs["attn_implementation"] = mc.attn_implementation
+    attn = mc.attn_implementation or default_attention(recipe)
+    if attn:
+        kwargs["attn_implementation"] = attn
     quant = get_quantization_config(mc)
     if quant is not None:
         kwargs["quantization_config"] = quant
@@ -94,6 +95,24 @@ def load_model(recipe: Any, tokenizer: Any, sharded: bool = False) -> Any:
     model.generation_config.eos_token_id = eos_ids
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
+
+
+def default_attention(recipe: Any) -> str | None:
+    """flash_attention_2 for padding-free batches on CUDA when flash-attn is installed; else transformers' default.
+
+    Padding-free rows hold many sequences: SDPA computes attention over the whole row behind a block-diagonal mask,
+    a varlen kernel only within each sequence (docs/benchmarks.md).
+    """
+    import importlib.util
+
+    import torch
+
+    padding_free = recipe.values.get("padding_free") or (
+        recipe.values.get("packing") and recipe.values.get("packing_strategy", "bfd") in ("bfd", "bfd_split")
+    )
+    if padding_free and torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return None
 
 
 def peft_config(recipe: Any) -> Any:

@@ -1,0 +1,42 @@
+"""Model loading decisions that do not need weights: attention kernel, dtype, PEFT config from `method`."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+from helpers import ROOT, write_recipe
+
+from qwen_recipes.model import compute_dtype, default_attention, model_config, peft_config
+from qwen_recipes.recipe import load_recipe
+
+
+def test_padding_free_picks_flash_attention_on_cuda_when_installed(tmp_path, monkeypatch):
+    data = ROOT / "data/samples/arithmetic_sft.jsonl"
+    packed = load_recipe(write_recipe(tmp_path / "a.yaml", datasets=[str(data)]))
+    padded = load_recipe(write_recipe(tmp_path / "b.yaml", datasets=[str(data)], packing=False))
+    assert default_attention(packed) is None  # CPU: transformers' default
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: object() if name == "flash_attn" else real_find_spec(name)
+    )
+    assert default_attention(packed) == "flash_attention_2"
+    assert default_attention(padded) is None
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert default_attention(packed) is None
+
+
+def test_method_decides_peft_and_4bit(tmp_path):
+    data = ROOT / "data/samples/arithmetic_sft.jsonl"
+    base = [str(ROOT / "recipes/_base/sft.yaml")]
+    qlora = load_recipe(
+        write_recipe(tmp_path / "q.yaml", base=[*base, str(ROOT / "recipes/_base/qlora.yaml")], datasets=[str(data)])
+    )
+    mc = model_config(qlora)
+    assert mc.use_peft and mc.load_in_4bit and mc.use_bnb_nested_quant and mc.bnb_4bit_quant_type == "nf4"
+    assert mc.bnb_4bit_quant_storage == mc.dtype == compute_dtype(qlora) == "float32"  # CPU: fp32; shardable
+    full = load_recipe(write_recipe(tmp_path / "f.yaml", method="full", datasets=[str(data)]))
+    assert not model_config(full).use_peft and peft_config(full) is None
+    lora = peft_config(load_recipe(write_recipe(tmp_path / "l.yaml", datasets=[str(data)], use_dora=True)))
+    assert lora.use_dora and lora.target_modules == "all-linear" and lora.r == 16
