@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qwen_recipes.sources import write_jsonl
+
 TOKENIZE_BATCH = 256
 DEFAULT_TOKENIZER = "Qwen/Qwen2.5-7B"  # Qwen2.5 and Qwen3 share one BPE vocabulary
 # Hiragana, katakana (+ phonetic extensions, half-width), CJK ideographs (+ ext. A, compatibility), 々〆〇.
@@ -358,11 +360,7 @@ def cpt_main(argv: list[str]) -> int:
     except CptDataError as e:
         print(f"qwen-recipes prepare cpt: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as fh:
-        for d in docs:
-            fh.write(json.dumps({"text": d.text, "source": d.source}, ensure_ascii=False) + "\n")
+    out = write_jsonl(args.out, ({"text": d.text, "source": d.source} for d in docs))
     report["tokenizer"] = args.tokenizer
     report_path = out.with_suffix(".report.json")
     report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

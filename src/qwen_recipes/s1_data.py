@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from qwen_recipes.formats import SkipRow
+from qwen_recipes.sources import write_jsonl
 
 THINK_MARKER = "<|im_start|>think\n"
 ANSWER_MARKER = "\n<|im_start|>answer\n"
@@ -214,11 +215,7 @@ def s1k_main(argv: list[str]) -> int:
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    out = write_jsonl(args.out, rows)
     stats = {
         "dataset": args.dataset,
         "schema": schema,

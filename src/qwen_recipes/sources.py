@@ -106,3 +106,13 @@ def count_rows_fast(spec: DatasetSpec) -> int | None:
         with f.open("rb") as fh:
             total += sum(1 for line in fh if line.strip())
     return total
+
+
+def write_jsonl(path: str | Path, rows: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> Path:
+    """Write rows as UTF-8 JSON lines (non-ASCII kept readable), creating the folder; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
