@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         run = report.build_report(recipe, trainer, clock, data_report, previous, meter)
         report.write_report(run, output_dir)
         report.plot_loss(trainer.state.log_history, output_dir / "loss.png", f"{recipe.path.name} ({recipe.method})")
-        report.write_card(output_dir)
+        report.write_card(output_dir, random_init=run["random_init"])
         print(report.summary(run, output_dir))
     state.wait_for_everyone()
     state.destroy_process_group()

@@ -195,9 +195,13 @@ def summary(report: dict[str, Any], output_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def write_card(output_dir: Path) -> None:
+def write_card(output_dir: Path, random_init: bool = False) -> None:
     """Write the model card (README.md); a card that cannot be honest (no Hub id for the base) is only a warning."""
     from qwen_recipes.card import CardError, write_model_card
+
+    if random_init:  # a tiny random base has no Hub id to name; real runs get a card
+        print("model card: not written (the base is a tiny random model with no Hub id)")
+        return
 
     try:
         write_model_card(output_dir)
