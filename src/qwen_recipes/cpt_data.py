@@ -19,7 +19,6 @@ import sys
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from qwen_recipes.sources import write_jsonl
@@ -132,30 +131,15 @@ def iter_texts(source: TextSource) -> Iterator[tuple[str, str | None]]:
     from qwen_recipes.sources import iter_rows
 
     spec = DatasetSpec(path=source.path, name=source.name, split=source.split)
-    if Path(source.path).exists():
-        rows: Iterator[tuple[str, Any]] = iter_rows(spec)
-    else:
-        rows = _stream_hub(source)
-    for where, row in rows:
-        if isinstance(row, SkipRow):
-            yield where, None
-            continue
-        text = row.get(source.column)
-        yield where, text if isinstance(text, str) and text.strip() else None
-
-
-def _stream_hub(source: TextSource) -> Iterator[tuple[str, dict[str, Any]]]:
-    from datasets import load_dataset
-
     try:
-        ds = load_dataset(source.path, source.name, split=source.split, streaming=True)
-    except Exception as e:  # offline, typo, gated
-        raise CptDataError(
-            f"source {source.label}: {source.path!r} is neither a local file/folder nor loadable from the Hub "
-            f"({type(e).__name__}: {e}); check the path or hub id (and name=CONFIG), and HF_HUB_OFFLINE"
-        ) from None
-    for i, row in enumerate(ds):
-        yield f"{source.path}[{source.split}]:row {i + 1}", row
+        for where, row in iter_rows(spec, streaming=True):
+            if isinstance(row, SkipRow):
+                yield where, None
+                continue
+            text = row.get(source.column)
+            yield where, text if isinstance(text, str) and text.strip() else None
+    except FileNotFoundError as e:  # offline, typo, gated: name the source label too
+        raise CptDataError(f"source {source.label}: {e}; for a Hub config write name=CONFIG") from None
 
 
 def read_pool(

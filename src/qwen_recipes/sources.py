@@ -32,10 +32,13 @@ def local_files(path: Path) -> list[Path]:
     return files
 
 
-def iter_rows(spec: DatasetSpec) -> Iterator[tuple[str, dict[str, Any] | SkipRow]]:
-    """Yield (where, row) for every row of a source; unreadable rows come as `SkipRow`, in place."""
+def iter_rows(spec: DatasetSpec, streaming: bool = False) -> Iterator[tuple[str, dict[str, Any] | SkipRow]]:
+    """Yield (where, row) for every row of a source; unreadable rows come as `SkipRow`, in place.
+
+    `streaming` reads a Hub dataset lazily (only as far as the caller iterates) instead of downloading it whole.
+    """
     if not is_local(spec):
-        yield from _iter_hub(spec)
+        yield from _iter_hub(spec, streaming)
         return
     for f in local_files(Path(spec.path)):
         if f.suffix == ".jsonl" or (f.suffix == ".json" and _looks_jsonl(f)):
@@ -81,11 +84,11 @@ def _iter_with_datasets(path: Path) -> Iterator[tuple[str, dict[str, Any] | Skip
         yield f"{path}:row {i + 1}", row
 
 
-def _iter_hub(spec: DatasetSpec) -> Iterator[tuple[str, dict[str, Any] | SkipRow]]:
+def _iter_hub(spec: DatasetSpec, streaming: bool = False) -> Iterator[tuple[str, dict[str, Any] | SkipRow]]:
     from datasets import load_dataset
 
     try:
-        ds = load_dataset(spec.path, spec.name, split=spec.split, revision=spec.revision)
+        ds = load_dataset(spec.path, spec.name, split=spec.split, revision=spec.revision, streaming=streaming)
     except Exception as e:  # offline, typo, gated: say which source and what to do
         raise FileNotFoundError(
             f"dataset {spec.path!r} is neither a local file/folder nor loadable from the Hub ({type(e).__name__}: "
