@@ -114,3 +114,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "must name the same labels" in err and "Traceback" not in err
     assert cpt_main(["--source", f"ja={data},colum=body", "--ratio", "ja=1", "--out", str(tmp_path / "o")]) == 2
     assert "unknown option 'colum'" in capsys.readouterr().err
+
+
+def test_unreachable_source_names_its_label_and_what_to_check():
+    from qwen_recipes.cpt_data import TextSource, iter_texts
+
+    with pytest.raises(CptDataError, match=r"source ja: dataset 'nobody/nothing' is neither a local file/folder"):
+        list(iter_texts(TextSource.parse("ja=nobody/nothing")))
