@@ -170,3 +170,15 @@ def test_costs_lists_every_reproduction_recipe_and_updates_the_readme_block(tmp_
     readme.write_text("# Title\n\n<!-- costs:start -->\nold\n<!-- costs:end -->\n\ntail\n")
     write_block(readme, "| new |")
     assert readme.read_text() == "# Title\n\n<!-- costs:start -->\n| new |\n<!-- costs:end -->\n\ntail\n"
+
+
+def test_fused_lm_head_bounds_the_logits_term():
+    """TRL 1.16's SFT/DPO/GRPO loss works in [4096 x 32768] tiles: no term grows with seq_len x vocabulary."""
+    from qwen_recipes.cost.memory import Setup, logits_bytes
+    from qwen_recipes.cost.models import BUILTIN
+
+    arch = BUILTIN["Qwen/Qwen2.5-32B"]
+    fused = [logits_bytes(arch, Setup(seq_len=n, fused_lm_head=True)) for n in (8192, 32768)]
+    full = [logits_bytes(arch, Setup(seq_len=n, fused_lm_head=False)) for n in (8192, 32768)]
+    assert fused[1] < 1.1e9 and fused[1] - fused[0] < 1e6  # ~1 GB of tiles, a few bytes per token
+    assert full[1] == 4 * full[0] and full[1] > 40e9  # ORPO/CPO still build full fp32 logits (~50 GB at 32k)

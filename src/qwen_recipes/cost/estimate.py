@@ -130,6 +130,8 @@ def setup_for(recipe: Any, gpus: int) -> Setup:
         gradient_checkpointing=bool(v.get("gradient_checkpointing", False)),
         attn_implementation=str(v.get("attn_implementation") or "sdpa"),
         gpus=gpus,
+        # TRL 1.16's SFT/DPO/GRPO losses go through its chunked fused LM head; ORPO/CPO still build full logits.
+        fused_lm_head=recipe.task in ("sft", "cpt", "dpo", "grpo"),
         **shard,
     )
 

@@ -68,6 +68,7 @@ class Setup:
     engine: str = "none"  # none | deepspeed | fsdp
     offload_optimizer: bool = False
     offload_params: bool = False
+    fused_lm_head: bool = False  # TRL >= 1.16 SFT/DPO/GRPO: the loss is computed in tiles, never full logits
 
 
 def _per_token_layer_elements(arch: Arch, s: Setup) -> tuple[float, float]:
@@ -123,6 +124,9 @@ def activation_bytes(arch: Arch, s: Setup) -> float:
     return saved_activation_bytes(arch, s) + recompute_bytes(arch, s)
 
 
+FUSED_TOKEN_TILE, FUSED_VOCAB_TILE = 4096, 32768  # trl.kernels.chunked_logprob TOKEN_CHUNK_SIZE / trl utils
+
+
 def logits_bytes(arch: Arch, s: Setup) -> float:
     """Logits and loss: the logits (activation dtype), the fp32 log-softmax the loss saves, and its fp32 gradient.
 
@@ -130,6 +134,11 @@ def logits_bytes(arch: Arch, s: Setup) -> float:
     sequences (32k tokens: ~20 GB per fp32 copy).
     """
     tokens = s.micro_batch * s.seq_len
+    if s.fused_lm_head:
+        # trl.kernels.chunked_logprob: [4096 tokens x 32768 vocab] fp32 tiles, one in the forward and one (plus the
+        # weight-gradient tile) in the backward, and a few fp32 numbers per token; independent of the vocabulary size.
+        tile = min(tokens, FUSED_TOKEN_TILE) * min(arch.vocab, FUSED_VOCAB_TILE) * 4
+        return float(2 * tile + tokens * 5 * 4)
     per_token = arch.vocab * (s.act_bytes + 4 + 4) if s.act_bytes < 4 else arch.vocab * (4 + 4)
     return float(tokens * per_token)
 
