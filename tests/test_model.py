@@ -40,3 +40,16 @@ def test_method_decides_peft_and_4bit(tmp_path):
     assert not model_config(full).use_peft and peft_config(full) is None
     lora = peft_config(load_recipe(write_recipe(tmp_path / "l.yaml", datasets=[str(data)], use_dora=True)))
     assert lora.use_dora and lora.target_modules == "all-linear" and lora.r == 16
+
+
+def test_dry_run_trainable_parameters_match_peft(tmp_path):
+    """The plan's count (from the architecture table, no weights) equals PEFT's count on the real model."""
+    from peft import get_peft_model
+
+    from qwen_recipes.plan import trainable_parameters
+    from qwen_recipes.testing import tiny_model
+
+    recipe = load_recipe(ROOT / "recipes/quickstart/tiny-qwen3-cpu.yaml")  # LoRA r=16 + lm_head copy
+    model = get_peft_model(tiny_model("qwen3"), peft_config(recipe))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable_parameters(recipe).startswith(f"{trainable:,} (")

@@ -19,31 +19,29 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", 1))
 
 
-def lora_parameters(cfg: dict[str, Any], r: int, modules: Any) -> int | None:
-    """LoRA parameter count for all-linear (or named) targets of a Qwen decoder, from config.json values."""
-    try:
-        h, inter, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
-        heads, kv = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"])
-        head_dim = cfg.get("head_dim") or h // heads
-    except KeyError:
-        return None
-    shapes = {
-        "q_proj": (h, heads * head_dim),
-        "k_proj": (h, kv * head_dim),
-        "v_proj": (h, kv * head_dim),
-        "o_proj": (heads * head_dim, h),
-        "gate_proj": (h, inter),
-        "up_proj": (h, inter),
-        "down_proj": (inter, h),
-    }
-    names = shapes if modules in (None, "all-linear") else [m for m in modules if m in shapes]
-    return layers * sum(r * (shapes[n][0] + shapes[n][1]) for n in names)
+def trainable_parameters(recipe: Any) -> str:
+    """Trainable parameters from a local config.json or the built-in Qwen table; never the network, no weights."""
+    from qwen_recipes.cost.flops import lora_params
+    from qwen_recipes.cost.models import BUILTIN, arch_from_config
 
-
-def local_config(name: str) -> dict[str, Any] | None:
-    """config.json of a local model directory, if there is one."""
-    path = Path(name) / "config.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    v = recipe.values
+    arch = None
+    for name in (str(v["model_name_or_path"]), v.get("base_model_id")):
+        config = Path(str(name)) / "config.json"
+        if name and config.is_file():
+            arch = arch_from_config(json.loads(config.read_text()))
+        elif name in BUILTIN:
+            arch = BUILTIN[name]
+        if arch is not None:
+            break
+    if arch is None:
+        return "known after loading"
+    total = arch.total_params()
+    if recipe.method == "full":
+        return f"{total:,} (all)"
+    n = lora_params(arch, v.get("lora_r", 16), v.get("lora_target_modules", "all-linear"))
+    n += sum(m in ("lm_head", "embed_tokens") for m in v.get("lora_modules_to_save") or []) * arch.vocab * arch.hidden
+    return f"{n:,} ({n / total:.2%} of {total:,})"
 
 
 def plan(recipe: Any) -> dict[str, Any]:
@@ -57,10 +55,6 @@ def plan(recipe: Any) -> dict[str, Any]:
         steps = v["max_steps"]
     elif known_rows is not None and not v.get("packing"):
         steps = math.ceil(known_rows / per_step) * math.ceil(v.get("num_train_epochs", 3.0))
-    cfg = local_config(str(v["model_name_or_path"]))
-    trainable = None
-    if cfg and recipe.method in ("lora", "qlora"):
-        trainable = lora_parameters(cfg, v.get("lora_r", 16), v.get("lora_target_modules", "all-linear"))
     return {
         "model": v["model_name_or_path"],
         "task": recipe.task,
@@ -69,7 +63,7 @@ def plan(recipe: Any) -> dict[str, Any]:
         "rows (before skips)": known_rows if known_rows is not None else "unknown until loaded (Hub or non-JSONL data)",
         "sequences per optimizer step": per_step,
         "optimizer steps": steps if steps is not None else "decided after packing",
-        "trainable parameters": trainable if trainable is not None else "known after loading",
+        "trainable parameters": trainable_parameters(recipe),
         "accelerate config": v.get("accelerate_config") or "none (single process)",
         "hardware": v.get("hardware") or "unspecified",
     }
