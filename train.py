@@ -1,7 +1,7 @@
 """Train a qwen-recipes recipe.
 
     python train.py recipes/quickstart/tiny-qwen3-cpu.yaml [--dry-run] [--strict] [--key value ...]
-    accelerate launch --config_file configs/accelerate/zero3.yaml train.py recipes/s1/s1.1-32b-full.yaml
+    accelerate launch --config_file configs/accelerate/fsdp2.yaml --num_processes 8 train.py recipes/s1/s1.1-32b-lora-8xh100.yaml
 
 Reads top to bottom: recipe → data → model → TRL trainer → train → save → report.
 """
@@ -68,10 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     # ---------------------------------------------------------------- model
     # TRL config first: under ZeRO-3 it turns on deepspeed.zero.Init, so each rank loads only its shard.
     args = training_args(recipe)
-    sharded = bool(recipe.values.get("deepspeed") or recipe.values.get("fsdp")) or state.distributed_type.name in (
-        "DEEPSPEED",
-        "FSDP",
-    )
+    sharded = state.distributed_type.name in ("DEEPSPEED", "FSDP") or any(map(recipe.values.get, ("deepspeed", "fsdp")))
     lm = model.load_model(recipe, tokenizer, sharded=sharded)
 
     # ---------------------------------------------------------------- trainer
