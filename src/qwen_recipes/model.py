@@ -7,7 +7,6 @@ quickstart runs without a GPU or the Hub; any other value is a Hub id or local p
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 TINY_SCHEME = "tiny:"
@@ -128,8 +127,3 @@ def model_type(recipe: Any) -> str | None:
 
     path = resolve_model_path(recipe.model_name_or_path)
     return AutoConfig.from_pretrained(path, revision=recipe.values.get("model_revision", "main")).model_type
-
-
-def is_local_path(name: str) -> bool:
-    """Whether a model reference is a local directory rather than a Hub id."""
-    return Path(name).exists()

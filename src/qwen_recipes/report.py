@@ -41,34 +41,26 @@ class RunClock(TrainerCallback):
 
 
 def hardware() -> dict[str, Any]:
-    """Device type, name and count, and the world size of this run."""
+    """Device type, name and count, and the world size of this run (the cost meter's view of the device)."""
     import os
-    import platform
 
     import torch
 
+    from qwen_recipes.cost.meter import device_info
+
+    info = device_info()
+    count = torch.cuda.device_count() if info["device"] == "cuda" else 1
     world = int(os.environ.get("WORLD_SIZE", 1))
-    if torch.cuda.is_available():
-        return {
-            "device": "cuda",
-            "device_name": torch.cuda.get_device_name(0),
-            "device_count": torch.cuda.device_count(),
-            "world_size": world,
-        }
-    return {
-        "device": "cpu",
-        "device_name": platform.processor() or platform.machine(),
-        "device_count": 1,
-        "world_size": world,
-    }
+    return {"device": info["device"], "device_name": info["device_name"], "device_count": count, "world_size": world}
 
 
 def peak_memory_bytes() -> int | None:
-    """Peak GPU memory allocated on this device, or the process's peak RSS on CPU."""
-    import torch
+    """Peak GPU memory allocated on this process's GPUs, or the process's peak RSS on CPU."""
+    from qwen_recipes.cost.meter import peak_memory_per_device
 
-    if torch.cuda.is_available():
-        return int(torch.cuda.max_memory_allocated())
+    per_device = peak_memory_per_device()
+    if per_device is not None:
+        return max(per_device)
     import resource
 
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
