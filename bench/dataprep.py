@@ -29,8 +29,10 @@ def run(workdir: Path, n: int = 1000, seed: int = 0, scale: float = 1.0, repeats
     Ours and the floor run alternately `repeats` times and the best of each is kept: the machine is shared, and the
     minimum is the least disturbed measurement of the same work.
     """
-    from qwen_recipes import data, model, templates
+    from qwen_recipes.data import pipeline as data
+    from qwen_recipes.data import templates
     from qwen_recipes.recipe import load_recipe
+    from qwen_recipes.training import model
 
     rows = s1k_rows(n, seed, scale)
     path = workdir / "s1k_like.jsonl"

@@ -28,9 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
     from trl import SFTConfig, SFTTrainer
 
-    from qwen_recipes.model import peft_config
+    from qwen_recipes.cost.meter import CostMeter
     from qwen_recipes.recipe import load_recipe
-    from qwen_recipes.report import RunClock
+    from qwen_recipes.training.model import peft_config
 
     set_seed(42)
     recipe = load_recipe(args.recipe)
@@ -46,19 +46,19 @@ def main(argv: list[str] | None = None) -> int:
         save_strategy="no",
         include_num_input_tokens_seen="non_padding",
     )
-    clock = RunClock()
+    meter = CostMeter(recipe)  # the same meter our runs use
     trainer = SFTTrainer(
         model=model,
         args=config,
         train_dataset=load_from_disk(args.dataset),
         processing_class=tokenizer,
         peft_config=peft_config(recipe),
-        callbacks=[clock],
+        callbacks=[meter],
     )
     trainer.train()
     result = {
         "tokens_trained": int(trainer.state.num_input_tokens_seen),
-        "wall_seconds": clock.wall_seconds,
+        "wall_seconds": meter.wall_seconds,
         "steps": trainer.state.global_step,
         "packing": config.packing,
         "padding_free": config.padding_free,

@@ -25,8 +25,10 @@ def prepare(workdir: Path, n: int, seed: int, scale: float, extra: dict[str, Any
     """Write the JSONL, our recipe, and the identical pre-tokenized dataset for the baseline."""
     from datasets import Dataset
 
-    from qwen_recipes import data, model, templates
+    from qwen_recipes.data import pipeline as data
+    from qwen_recipes.data import templates
     from qwen_recipes.recipe import load_recipe
+    from qwen_recipes.training import model
 
     rows = s1k_rows(n, seed, scale)
     jsonl = workdir / "rows.jsonl"

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qwen_recipes.cpt_data import japanese_chars
+from qwen_recipes.data.prepare.cpt import japanese_chars
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROMPTS = ROOT / "data/samples/ja_prompts.jsonl"

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qwen_recipes.budget_forcing import BudgetConfig, budget_force, make_backend, render_prompt
-from qwen_recipes.scoring import score_choice, score_math
+from qwen_recipes.evaluation.budget_forcing import BudgetConfig, budget_force, make_backend, render_prompt
+from qwen_recipes.evaluation.scoring import score_choice, score_math
 
 # Hub sources: s1 evaluates AIME24 on simplescaling/aime24_nofigures and MATH500 on the OpenAI 500-problem subset.
 BENCHMARKS: dict[str, dict[str, Any]] = {

@@ -17,6 +17,7 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(ROOT / "build" / "torch_extensions"))
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(ROOT / "tools"))  # dev generators (key reference, TRL snapshot)
 
 import pytest  # noqa: E402
 
@@ -24,7 +25,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def qwen3_tokenizer():
     """The real Qwen3 tokenizer, rebuilt offline (cached on disk after the first build)."""
-    from qwen_recipes.testing import build_tokenizer
+    from qwen_recipes.testbed import build_tokenizer
 
     return build_tokenizer("qwen3")
 
@@ -32,7 +33,7 @@ def qwen3_tokenizer():
 @pytest.fixture(scope="session")
 def qwen2_5_tokenizer():
     """The real Qwen2.5 tokenizer, rebuilt offline."""
-    from qwen_recipes.testing import build_tokenizer
+    from qwen_recipes.testbed import build_tokenizer
 
     return build_tokenizer("qwen2_5")
 

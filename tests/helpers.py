@@ -69,3 +69,94 @@ def report(output_dir: Path) -> dict[str, Any]:
 def losses(output_dir: Path) -> list[float]:
     """Logged training losses of a run, from the trainer state saved in the report's folder."""
     return [loss for _, loss in report(output_dir)["loss_curve"]]
+
+
+BASE_ID = "Qwen/Qwen3-0.6B"
+
+
+def make_output(
+    root: Path,
+    family: str = "qwen3",
+    lora: dict[str, Any] | None = None,
+    recipe: dict[str, Any] | None = None,
+    report: dict[str, Any] | None = None,
+    perturb: bool = True,
+) -> Path:
+    """A training output folder as the core engine writes it: adapter, tokenizer, resolved recipe, run report."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from qwen_recipes.testbed import build_tokenizer, save_tiny_checkpoint
+
+    base = save_tiny_checkpoint(root / "base", family)
+    out = root / "out"
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    kwargs = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"], "task_type": "CAUSAL_LM", **(lora or {})}
+    cfg = LoraConfig(**kwargs)
+    peft_model = get_peft_model(model, cfg)
+    if perturb:  # LoRA B starts at zero; make the adapter (and any saved modules) change the function
+        torch.manual_seed(1)
+        with torch.no_grad():
+            for name, p in peft_model.named_parameters():
+                if "lora_B" in name or "modules_to_save" in name or "trainable_tokens" in name:
+                    p.add_(0.05 * torch.randn_like(p))
+    peft_model.save_pretrained(out)
+    build_tokenizer(family).save_pretrained(out)
+    values = {
+        "task": "sft",
+        "method": "lora",
+        "model_name_or_path": str(base),
+        "base_model_id": BASE_ID,
+        "learning_rate": 2e-4,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "max_length": 512,
+        "description": "Tiny test recipe.",
+        "datasets": [
+            {"path": "simplescaling/s1K-1.1", "split": "train", "preprocess": "s1k_1.1"},
+            {"path": str(root / "data" / "mine.jsonl"), "split": "train"},
+        ],
+    }
+    values.update(recipe or {})
+    (out / "recipe.resolved.yaml").write_text(yaml.safe_dump({k: v for k, v in values.items() if v is not None}))
+    rep = {
+        "recipe": "recipes/s1/qwen3_lora.yaml",
+        "task": values["task"],
+        "method": values["method"],
+        "model_name_or_path": str(base),
+        "base_model_id": values.get("base_model_id"),
+        "started_at": "2025-01-01T00:00:00+00:00",
+        "ended_at": "2025-01-01T00:30:00+00:00",
+        "wall_seconds": 1800.0,
+        "hardware": {"device": "cuda", "device_name": "NVIDIA H100 80GB HBM3", "device_count": 2, "world_size": 2},
+        "tokens_trained": 123456,
+        "steps": 40,
+        "epochs": 1.0,
+        "rows": {"used": 100, "skipped": {"overlong": 3}},
+        "loss": {"first": 2.5, "final": 1.25, "min": 1.2},
+        "peak_memory_bytes": 3 * 2**30,
+        "segments": [{"started_at": "a", "ended_at": "b", "wall_seconds": 1800.0, "tokens_trained": 1, "steps": 40}],
+    }
+    rep.update(report or {})
+    (out / "run_report.json").write_text(json.dumps(rep))
+    return out
+
+
+def accelerate_env(config: str) -> dict[str, str]:
+    """The environment `accelerate launch --config_file configs/accelerate/<config>.yaml` gives its workers."""
+    import os
+
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
+
+    argv = ["--config_file", str(ROOT / f"configs/accelerate/{config}.yaml"), "--num_processes", "2", "train.py"]
+    args, defaults, mp_from_config = _validate_launch_command(launch_command_parser().parse_args(argv))
+    if args.use_deepspeed:  # as accelerate's launch_command does before calling the DeepSpeed launcher
+        fields = list(defaults.deepspeed_config) + (["mixed_precision"] if mp_from_config else [])
+        args.deepspeed_fields_from_accelerate_config = ",".join(fields)
+        env = prepare_deepspeed_cmd_env(args)[1]
+    else:
+        env = prepare_multi_gpu_env(args)
+    return {k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v}

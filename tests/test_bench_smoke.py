@@ -74,15 +74,16 @@ def test_gpu_benchmark_cpu_smoke():
         "timeout": 60,
     }
     cells = gpu.run(opts)["cells"]
-    ok = [c for c in cells if c["status"] == "ok"]
+    ok = [c for c in cells if c["status"] == "ok" and not c["liger"]]
     assert [c["method"] for c in ok] == ["lora", "qlora", "full"]
     for c in ok:
         assert c["tokens_per_s_per_gpu"] > 0 and c["peak_memory_bytes"] > 0
         assert c["predicted_peak_bytes"] > 0
         assert c["params"] == parameter_count("tiny")["total"]
     assert {c["method"]: c["quantized_linears"] for c in ok} == {"lora": 0, "qlora": 14, "full": 0}  # 7 per layer
-    skipped = [c for c in cells if c["liger"]]
-    assert all(c["status"] == "skipped" and c["error"] for c in skipped)  # no Triton GPU here
+    if gpu.liger_unavailable():  # no liger-kernel or no Triton GPU: said, not run
+        skipped = [c for c in cells if c["liger"]]
+        assert skipped and all(c["status"] == "skipped" and c["error"] for c in skipped)
     table = gpu.report({"cells": cells})
     assert len(table) == 2 + len(cells)
 

@@ -7,14 +7,20 @@ import sys
 
 # name -> ("module:function", one-line help). Each function takes argv (list[str]) and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("qwen_recipes.train_cli:main", "train a recipe (same as: python train.py RECIPE)"),
+    "train": ("qwen_recipes.train:main", "train a recipe (same as: python train.py RECIPE)"),
     "estimate": ("qwen_recipes.cost.cli:estimate_main", "estimate memory, time and dollars of a recipe before a run"),
     "costs": ("qwen_recipes.cost.cli:costs_main", "list reproduction recipes: reported vs estimated vs measured cost"),
-    "push": ("qwen_recipes.hub:push_main", "push an output folder (adapter or merged model) to the Hugging Face Hub"),
-    "card": ("qwen_recipes.card:card_main", "write the model card (README.md) of an output folder"),
-    "merge": ("qwen_recipes.merge:merge_main", "merge a LoRA/DoRA/QLoRA adapter into its base model"),
-    "chat-vector": ("qwen_recipes.chat_vector:chat_vector_main", "add chat vectors (chat - base) to a target model"),
-    "prepare": ("qwen_recipes.prepare:prepare_main", "prepare datasets (s1K, countdown, Japanese CPT mixtures)"),
+    "push": (
+        "qwen_recipes.outputs.hub:push_main",
+        "push an output folder (adapter or merged model) to the Hugging Face Hub",
+    ),
+    "card": ("qwen_recipes.outputs.card:card_main", "write the model card (README.md) of an output folder"),
+    "merge": ("qwen_recipes.outputs.merge:merge_main", "merge a LoRA/DoRA/QLoRA adapter into its base model"),
+    "chat-vector": (
+        "qwen_recipes.outputs.chat_vector:chat_vector_main",
+        "add chat vectors (chat - base) to a target model",
+    ),
+    "prepare": ("qwen_recipes.data.prepare:prepare_main", "prepare datasets (s1K, countdown, Japanese CPT mixtures)"),
 }
 
 

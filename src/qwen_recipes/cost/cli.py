@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from qwen_recipes.cost.estimate import dataset_tokens, estimate, estimate_one, requested_hardware
-from qwen_recipes.cost.hardware import HardwareError
-from qwen_recipes.cost.models import UnknownModel, recipe_arch
+from qwen_recipes.cost.models import recipe_arch
+from qwen_recipes.errors import user_errors
+from qwen_recipes.recipe import Recipe
 
 MARK_START, MARK_END = "<!-- costs:start -->", "<!-- costs:end -->"
 
@@ -76,6 +77,7 @@ def format_estimate(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@user_errors(prog="qwen-recipes estimate")
 def estimate_main(argv: list[str]) -> int:
     """`qwen-recipes estimate RECIPE`: memory per GPU, time and dollars before a run (no weights loaded)."""
     p = argparse.ArgumentParser(prog="qwen-recipes estimate", description=estimate_main.__doc__)
@@ -85,13 +87,7 @@ def estimate_main(argv: list[str]) -> int:
     p.add_argument("--price", type=float, help="USD per GPU-hour (default: the shipped price table)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     args = p.parse_args(argv)
-    from qwen_recipes.recipe import RecipeError
-
-    try:
-        result = estimate(_load(args.recipe), args.hardware, args.tokens, args.price)
-    except (RecipeError, HardwareError, UnknownModel) as e:
-        print(f"qwen-recipes estimate: {e}", file=sys.stderr)
-        return 2
+    result = estimate(_load(args.recipe), args.hardware, args.tokens, args.price)
     print(json.dumps(result, indent=2) if args.json else format_estimate(result))
     return 0
 
@@ -113,9 +109,9 @@ def reproduction_recipes(root: Path) -> list[Path]:
     return out
 
 
-def measured_cost(recipe: Any) -> dict[str, Any] | None:
+def measured_cost(recipe: Recipe) -> dict[str, Any] | None:
     """The `cost` block of the recipe's run report, when a run has written one."""
-    path = Path(recipe.values.get("output_dir", "")) / "run_report.json"
+    path = Path(recipe.get("output_dir")) / "run_report.json"
     if not path.is_file():
         return None
     return json.loads(path.read_text()).get("cost")
@@ -130,7 +126,7 @@ def cost_rows(root: Path) -> list[dict[str, Any]]:
             recipe = _load(str(path))
             rep = recipe.reported_block()
             row.update(
-                model=recipe.values["model_name_or_path"],
+                model=recipe.get("model_name_or_path"),
                 reported_hardware=rep.hardware,
                 reported_minutes=rep.wall_time_minutes,
                 reported_usd=rep.cost_usd,
@@ -138,9 +134,9 @@ def cost_rows(root: Path) -> list[dict[str, Any]]:
                 source=rep.source,
             )
             gpus, gpu = requested_hardware(recipe, rep.hardware)
-            arch, _ = recipe_arch(recipe.values)
+            arch, _ = recipe_arch(recipe)
             tok = dataset_tokens(recipe, rep.tokens)
-            e = estimate_one(recipe, arch, gpus, gpu, tok, recipe.values.get("price_per_gpu_hour"))
+            e = estimate_one(recipe, arch, gpus, gpu, tok, recipe.get("price_per_gpu_hour"))
             row.update(
                 hardware=e.hardware,
                 estimate_hours=e.hours,

@@ -8,17 +8,15 @@ per method calibrated on published runs (docs/costs.md).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from qwen_recipes.cost import flops as F
 from qwen_recipes.cost.hardware import COMPARE, GPU, hardware_from_recipe, parse_hardware, price
 from qwen_recipes.cost.memory import GB, Setup, largest_fitting, memory_items, total_bytes
 from qwen_recipes.cost.models import Arch, recipe_arch
+from qwen_recipes.recipe import Recipe
+from qwen_recipes.recipe.launch import Launch, describe_launch
 
 # Expected utilisation (FLOPs executed, recomputation included / peak), see docs/costs.md "Calibration".
 # full: s1-32B (16xH100 FSDP, 26 min) implies 0.17 when s1K rows average ~4k tokens (the paper's 59K pool
@@ -27,8 +25,8 @@ from qwen_recipes.cost.models import Arch, recipe_arch
 EXPECTED_MFU = {"full": 0.17, "lora": 0.15, "qlora": 0.10}
 # GRPO is dominated by generating rollouts (memory-bound decoding); TinyZero publishes no wall time or tokens.
 EXPECTED_MFU_GRPO = 0.05
-SFT_DEFAULT_LENGTH = 1024  # TRL SFTConfig.max_length default
-DEFAULT_BATCH = 8  # transformers per_device_train_batch_size default
+# TRL 1.16's GRPOConfig has no max_prompt_length (prompts are not truncated): memory assumes prompts this long.
+GRPO_PROMPT_TOKENS = 512
 
 
 @dataclass
@@ -72,76 +70,51 @@ def _dtype_bytes(dtype: Any) -> int:
     return 4 if str(dtype) in ("float32", "fp32", "torch.float32") else 2
 
 
-def sharding(recipe_values: dict[str, Any], recipe_dir: Path | None = None) -> dict[str, Any]:
-    """ZeRO stage / FSDP and offload from the recipe's accelerate config (file content, else its name)."""
-    out = {"engine": "none", "zero_stage": 0, "offload_optimizer": False, "offload_params": False}
-    ds, fsdp = recipe_values.get("deepspeed"), recipe_values.get("fsdp")
-    name = str(recipe_values.get("accelerate_config") or "")
-    cfg: dict[str, Any] = {}
-    for base in [Path.cwd(), *([recipe_dir] if recipe_dir else []), *(list(recipe_dir.parents) if recipe_dir else [])]:
-        if name and (base / name).is_file():
-            cfg = yaml.safe_load((base / name).read_text()) or {}
-            break
-    kind = str(cfg.get("distributed_type", "")).upper()
-    if kind == "DEEPSPEED" or ds or re.search(r"zero|deepspeed", name, re.I):
-        d = cfg.get("deepspeed_config") or {}
-        stage = d.get("zero_stage")
-        if stage is None:
-            m = re.search(r"zero[_-]?(\d)", name, re.I)
-            stage = int(m.group(1)) if m else 3
-        out.update(engine="deepspeed", zero_stage=int(stage))
-        out["offload_optimizer"] = str(d.get("offload_optimizer_device", "none")) != "none" or "offload" in name
-        out["offload_params"] = str(d.get("offload_param_device", "none")) != "none"
-    elif kind == "FSDP" or fsdp or "fsdp" in name.lower():
-        f = cfg.get("fsdp_config") or {}
-        strategy = str(f.get("fsdp_sharding_strategy", "FULL_SHARD")).upper()
-        reshard = f.get("fsdp_reshard_after_forward", True)
-        stage = 2 if "GRAD_OP" in strategy or reshard is False or "SHARD_GRAD_OP" in str(fsdp).upper() else 3
-        out.update(engine="fsdp", zero_stage=stage)
-        out["offload_params"] = out["offload_optimizer"] = bool(f.get("fsdp_offload_params", False))
-    return out
+def setup_for(recipe: Recipe, gpus: int, gpu: GPU | None = None) -> Setup:
+    """The memory `Setup` a recipe describes, on `gpus` GPUs (of type `gpu`; bf16 capability decides precision)."""
+    from qwen_recipes.training.precision import compute_dtype, mixed_precision
 
-
-def setup_for(recipe: Any, gpus: int) -> Setup:
-    """The memory `Setup` a recipe describes, on `gpus` GPUs."""
-    v = recipe.values
     method = recipe.method
-    seq = int(v.get("max_length") or SFT_DEFAULT_LENGTH)
+    seq = int(recipe.get("max_length") or 0)
     if recipe.task == "grpo":
-        seq = int(v.get("max_prompt_length") or 512) + int(v.get("max_completion_length") or 256)
-    mb = int(v.get("per_device_train_batch_size") or DEFAULT_BATCH)
+        seq = GRPO_PROMPT_TOKENS + int(recipe.get("max_completion_length"))
+    mb = int(recipe.get("per_device_train_batch_size"))
     if recipe.task in ("dpo", "orpo", "simpo"):
         mb *= 2  # chosen and rejected go through the model together
-    w = _dtype_bytes(v.get("dtype"))
-    act = 2 if (v.get("bf16", True) or v.get("fp16") or w == 2) else 4
-    shard = sharding(v, Path(recipe.path).parent) if gpus > 1 else {}
+    bf16_ok = gpu.bf16 if gpu is not None else True
+    w = _dtype_bytes(compute_dtype(recipe, cuda=True, bf16_supported=bf16_ok))
+    act = 2 if (mixed_precision(recipe, cuda=True, bf16_supported=bf16_ok) or w == 2) else 4
+    launch = describe_launch(recipe, planned=True) if gpus > 1 else Launch()
     return Setup(
         method=method,
         weight_bytes=w,
         act_bytes=act,
-        optimizer=v.get("optim") or "adamw_torch",
-        lora_r=int(v.get("lora_r") or 16),
-        lora_modules=v.get("lora_target_modules") or "all-linear",
-        lora_dropout=float(v.get("lora_dropout") or 0.0),
-        modules_to_save=list(v.get("lora_modules_to_save") or []),
-        nested_quant=bool(v.get("use_bnb_nested_quant", True)),
+        optimizer=recipe.get("optim"),
+        lora_r=int(recipe.get("lora_r")),
+        lora_modules=recipe.get("lora_target_modules"),
+        lora_dropout=float(recipe.get("lora_dropout") or 0.0),
+        modules_to_save=list(recipe.get("lora_modules_to_save") or []),
+        nested_quant=bool(recipe.get("use_bnb_nested_quant")),
         micro_batch=mb,
         seq_len=seq,
-        gradient_checkpointing=bool(v.get("gradient_checkpointing", False)),
-        attn_implementation=str(v.get("attn_implementation") or "sdpa"),
+        gradient_checkpointing=bool(recipe.get("gradient_checkpointing")),
+        attn_implementation=str(recipe.get("attn_implementation") or "sdpa"),
         gpus=gpus,
         # TRL 1.16's SFT/DPO/GRPO losses go through its chunked fused LM head; ORPO/CPO still build full logits.
         fused_lm_head=recipe.task in ("sft", "cpt", "dpo", "grpo"),
-        **shard,
+        zero_stage=launch.shard_stage,
+        engine=launch.engine or "none",
+        offload_optimizer=launch.offloads_optimizer,
+        offload_params=launch.offloads_params,
     )
 
 
-def dataset_tokens(recipe: Any, tokens: int | None = None, count: bool = True) -> Tokens:
+def dataset_tokens(recipe: Recipe, tokens: int | None = None, count: bool = True) -> Tokens:
     """Tokens per epoch: --tokens, else the recipe's `dataset_tokens`, else counted from local data, else unknown."""
     if tokens is not None:
         return Tokens(int(tokens), "--tokens")
-    if recipe.values.get("dataset_tokens"):
-        return Tokens(int(recipe.values["dataset_tokens"]), "recipe dataset_tokens")
+    if recipe.get("dataset_tokens"):
+        return Tokens(int(recipe.get("dataset_tokens")), "recipe dataset_tokens")
     if count:
         from qwen_recipes.cost.tokens import count_local_tokens
 
@@ -151,30 +124,28 @@ def dataset_tokens(recipe: Any, tokens: int | None = None, count: bool = True) -
     return Tokens(None, "unknown: the data is not local (or no tokenizer is cached); pass --tokens N")
 
 
-def _train_tokens(recipe: Any, tok: Tokens, gpus: int, seq: int) -> tuple[int | None, list[str]]:
-    v, notes = recipe.values, []
-    epochs = float(v.get("num_train_epochs", 3.0))
-    steps = int(v.get("max_steps") or -1)
-    per_step_seqs = int(v.get("per_device_train_batch_size") or DEFAULT_BATCH) * int(
-        v.get("gradient_accumulation_steps") or 1
-    )
+def _train_tokens(recipe: Recipe, tok: Tokens, gpus: int, seq: int) -> tuple[int | None, list[str]]:
+    notes: list[str] = []
+    epochs = float(recipe.get("num_train_epochs"))
+    steps = int(recipe.get("max_steps"))
+    per_step_seqs = int(recipe.get("per_device_train_batch_size")) * int(recipe.get("gradient_accumulation_steps"))
     if steps > 0:
         cap = steps * per_step_seqs * gpus * seq
         if tok.per_epoch is None:
             notes.append(f"max_steps={steps}: at most {cap:,} tokens (full {seq}-token sequences assumed)")
             return cap, notes
-        total = min(cap, math.ceil(tok.per_epoch * epochs)) if not v.get("packing") else cap
+        total = min(cap, math.ceil(tok.per_epoch * epochs)) if not recipe.get("packing") else cap
         return min(total, cap), notes
     if tok.per_epoch is None:
         return None, notes
     return int(tok.per_epoch * epochs), notes
 
 
-def estimate_one(recipe: Any, arch: Arch, gpus: int, gpu: GPU, tok: Tokens, usd: float | None) -> Estimate:
+def estimate_one(recipe: Recipe, arch: Arch, gpus: int, gpu: GPU, tok: Tokens, usd: float | None) -> Estimate:
     """Memory, FLOPs, time and dollars of a recipe on `gpus` x `gpu`."""
-    s = setup_for(recipe, gpus)
+    s = setup_for(recipe, gpus, gpu)
     notes: list[str] = []
-    if not recipe.values.get("packing") and recipe.task in ("sft", "cpt"):
+    if not recipe.get("packing") and recipe.task in ("sft", "cpt"):
         if tok.longest:
             s.seq_len = min(s.seq_len, tok.longest)  # unpacked: the longest row sets the peak
         else:
@@ -184,14 +155,13 @@ def estimate_one(recipe: Any, arch: Arch, gpus: int, gpu: GPU, tok: Tokens, usd:
     budget = gpu.memory_gb * GB
     tokens, more = _train_tokens(recipe, tok, gpus, s.seq_len)
     notes += more
-    v = recipe.values
     seq_attn = s.seq_len
-    if not v.get("packing") and tok.per_epoch and tok.rows:
+    if not recipe.get("packing") and tok.per_epoch and tok.rows:
         seq_attn = max(1, min(s.seq_len, tok.per_epoch // tok.rows))  # unpacked rows: their mean length
-    elif not v.get("packing"):
+    elif not recipe.get("packing"):
         notes.append("attention term at max_length (rows are shorter without packing: an upper bound)")
     fl = None
-    mfu = EXPECTED_MFU.get(recipe.method, 0.15)
+    mfu = EXPECTED_MFU[recipe.method]
     hours = gpu_hours = cost = None
     if tokens is not None:
         fl = F.training_flops(
@@ -208,7 +178,7 @@ def estimate_one(recipe: Any, arch: Arch, gpus: int, gpu: GPU, tok: Tokens, usd:
         if recipe.task == "dpo":
             executed += F.dpo_reference_flops(arch, tokens, seq_attn)
         if recipe.task == "grpo":
-            gens = int(v.get("num_generations") or 8)
+            gens = int(recipe.get("num_generations"))
             executed += F.generation_flops(arch, tokens, seq_attn // 2)
             mfu = EXPECTED_MFU_GRPO
             notes.append(f"GRPO: tokens counted as trained prompt+completion tokens ({gens} generations per prompt)")
@@ -240,21 +210,25 @@ def estimate_one(recipe: Any, arch: Arch, gpus: int, gpu: GPU, tok: Tokens, usd:
     )
 
 
-def requested_hardware(recipe: Any, spec: str | None) -> tuple[int, GPU]:
+def requested_hardware(recipe: Recipe, spec: str | None) -> tuple[int, GPU]:
     """--hardware, else the recipe's own `hardware:`, else 1xH100."""
     if spec:
         return parse_hardware(spec)
-    return hardware_from_recipe(recipe.values.get("hardware")) or parse_hardware("1xH100")
+    return hardware_from_recipe(recipe.get("hardware")) or parse_hardware("1xH100")
 
 
 def estimate(
-    recipe: Any, hardware: str | None = None, tokens: int | None = None, usd: float | None = None, compare: bool = True
+    recipe: Recipe,
+    hardware: str | None = None,
+    tokens: int | None = None,
+    usd: float | None = None,
+    compare: bool = True,
 ) -> dict[str, Any]:
     """The full estimate of a recipe: requested hardware plus the common comparison options."""
-    arch, arch_source = recipe_arch(recipe.values)
+    arch, arch_source = recipe_arch(recipe)
     gpus, gpu = requested_hardware(recipe, hardware)
     tok = dataset_tokens(recipe, tokens)
-    usd = usd if usd is not None else recipe.values.get("price_per_gpu_hour")
+    usd = usd if usd is not None else recipe.get("price_per_gpu_hour")
     main = estimate_one(recipe, arch, gpus, gpu, tok, usd)
     options = []
     if compare:
@@ -264,7 +238,7 @@ def estimate(
                 options.append(estimate_one(recipe, arch, n, g, tok, None))
     return {
         "recipe": str(recipe.path),
-        "model": str(recipe.values["model_name_or_path"]),
+        "model": str(recipe.get("model_name_or_path")),
         "architecture_source": arch_source,
         "parameters": arch.total_params(),
         "task": recipe.task,

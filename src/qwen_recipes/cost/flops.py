@@ -12,24 +12,25 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from qwen_recipes import families
 from qwen_recipes.cost.models import Arch
 
-LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
-
-def lora_targets(modules: object) -> list[str]:
-    """The decoder linears a `lora_target_modules` value adapts ('all-linear' or None -> all seven)."""
+def lora_targets(arch: Arch, modules: object) -> list[str]:
+    """The decoder linears a `lora_target_modules` value adapts ('all-linear' or None: the family's LoRA targets)."""
+    shapes = arch.linear_shapes()
     if modules in (None, "all-linear", "all"):
-        return list(LINEAR_NAMES)
+        family = families.find(arch.model_type)
+        modules = family.lora_targets if family else list(shapes)
     if isinstance(modules, str):
         modules = [m.strip() for m in modules.split(",")]
-    return [m for m in modules if m in LINEAR_NAMES]  # type: ignore[union-attr]
+    return [m for m in modules if m in shapes]  # type: ignore[union-attr]
 
 
 def lora_params(arch: Arch, r: int, modules: object) -> int:
     """Trainable LoRA parameters (A and B of every adapted linear, all layers)."""
     shapes = arch.linear_shapes()
-    return arch.layers * sum(r * (shapes[n][0] + shapes[n][1]) for n in lora_targets(modules))
+    return arch.layers * sum(r * (shapes[n][0] + shapes[n][1]) for n in lora_targets(arch, modules))
 
 
 @dataclass
@@ -80,7 +81,7 @@ def training_flops(
     attention = 2 * 2 * seq_len * d_attn  # QKᵀ and AV per token
     head = 2 * arch.vocab * arch.hidden
     peft = method in ("lora", "qlora")
-    targets = lora_targets(lora_modules) if peft else []
+    targets = lora_targets(arch, lora_modules) if peft else []
     adapters = sum(2 * lora_r * (shapes[n][0] + shapes[n][1]) for n in targets)
 
     layer_fwd = layer_linear + attention + adapters

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from qwen_recipes.errors import UserError
+
 
 @dataclass(frozen=True)
 class GPU:
@@ -17,6 +19,7 @@ class GPU:
     memory_gb: float
     peak_tflops: float
     note: str = ""
+    bf16: bool = True  # bf16 tensor cores (Ampere and later); without them training runs fp16 or fp32
 
 
 # Peak dense bf16 TFLOP/s from the vendors' datasheets (the "with sparsity" figures halved). GPUs without bf16
@@ -38,7 +41,7 @@ GPUS: dict[str, GPU] = {
         GPU("L4", 24, 121.0, "L4 24GB"),
         GPU("RTX4090", 24, 165.2, "GeForce RTX 4090 24GB (fp32 accumulate)"),
         GPU("RTX3090", 24, 71.0, "GeForce RTX 3090 24GB (fp32 accumulate)"),
-        GPU("T4", 16, 65.0, "T4 16GB (fp16 only, no bf16)"),
+        GPU("T4", 16, 65.0, "T4 16GB (fp16 only, no bf16)", bf16=False),
     ]
 }
 # Spellings people use for the same GPU.
@@ -82,7 +85,7 @@ COMPARE = ["1xL4", "1xL40S", "1xH100", "8xH100", "16xH100"]
 HARDWARE_FORM = "COUNTxGPU, e.g. 8xH100, 1xL4 or 2xA100-80GB"
 
 
-class HardwareError(ValueError):
+class HardwareError(UserError):
     """A hardware spec we cannot read or a GPU type we do not know."""
 
 

@@ -1,7 +1,7 @@
 """Itemised GPU memory of a training run, per GPU: weights, adapters, gradients, optimizer, activations, logits.
 
 Activations are what autograd saves for the backward pass, counted tensor by tensor for the Qwen2/Qwen3 decoder
-layer of transformers (SDPA/flash attention: no s×s matrix). tests/test_cost_memory.py checks this count against
+layer of transformers (SDPA/flash attention: no s×s matrix). tests/cost/test_validation.py checks this count against
 the bytes autograd really saves (`torch.autograd.graph.saved_tensors_hooks`) on tiny models.
 """
 
@@ -81,13 +81,13 @@ def _per_token_layer_elements(arch: Arch, s: Setup) -> tuple[float, float]:
     # MLP gate, silu(gate), up and their product.
     elems = 2 * norm * h + 2 * hq + 2 * hkv + 4 * i
     fp32 = 2 + arch.heads  # rsqrt of each norm, the attention log-sum-exp per head
-    if arch.model_type == "qwen3":
+    if arch.qk_norm:
         elems += (norm - 1) * (hq + hkv)  # q_norm / k_norm (their output feeds RoPE, which saves only cos/sin)
         fp32 += arch.heads + arch.kv_heads
     if s.attn_implementation == "eager":
         elems += 2 * arch.heads * s.seq_len  # softmax scores and probabilities: s per head per token
     if peft:
-        targets = lora_targets(s.lora_modules)
+        targets = lora_targets(arch, s.lora_modules)
         elems += s.lora_r * len(targets)  # A·x, the input of B
         if s.lora_dropout > 0:
             ins = {n: arch.linear_shapes()[n][0] for n in targets}

@@ -1,15 +1,17 @@
-"""`CostMeter`: a Trainer callback that measures what a run cost, and `cost_block` for `run_report.json`.
+"""`CostMeter`: the one meter of a run (a Trainer callback), and `cost_block` for `run_report.json`.
 
-Measured: wall time, device type and count, real tokens (the Trainer's non-padding count), peak memory per
-device, and on GPU the achieved TFLOP/s and MFU (model FLOPs from `flops.py`, recomputation excluded, over
-peak dense bf16). GPU-hours and dollars use the shipped price table. On resume, earlier segments are read from
-the previous run report's `cost.segments` and the totals add up across segments instead of restarting.
+Measured per training segment: start and end time, wall time, device type, GPUs of the launch (the launch
+description's world size), real tokens (the Trainer's non-padding count), steps, peak memory per device, and on
+GPU the achieved TFLOP/s and MFU (model FLOPs from `flops.py`, recomputation excluded, over peak dense bf16).
+GPU-hours and dollars use the shipped price table. On resume, earlier segments are read from the previous run
+report's `cost.segments` and the totals add up across segments instead of restarting: that list is the report's
+only segment list.
 """
 
 from __future__ import annotations
 
-import os
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 from transformers import TrainerCallback
@@ -17,17 +19,20 @@ from transformers import TrainerCallback
 from qwen_recipes.cost.flops import training_flops
 from qwen_recipes.cost.hardware import gpu_from_device_name, price
 from qwen_recipes.cost.models import Arch, arch_from_config
+from qwen_recipes.recipe import Recipe
 
 
 class CostMeter(TrainerCallback):
     """Measures one training segment: time, tokens, device, peak memory, and the model FLOPs of those tokens."""
 
-    def __init__(self, recipe: Any = None, price_per_gpu_hour: float | None = None) -> None:
+    def __init__(self, recipe: Recipe | None = None, price_per_gpu_hour: float | None = None) -> None:
         self.recipe = recipe
         self.price_override = price_per_gpu_hour
         if price_per_gpu_hour is None and recipe is not None:
-            self.price_override = recipe.values.get("price_per_gpu_hour")
+            self.price_override = recipe.get("price_per_gpu_hour")
         self.arch: Arch | None = None
+        self.started_at: str | None = None
+        self.ended_at: str | None = None
         self.t0 = 0.0
         self.wall_seconds = 0.0
         self.start_tokens = 0
@@ -48,7 +53,8 @@ class CostMeter(TrainerCallback):
 
         self.start_tokens = int(state.num_input_tokens_seen or 0)
         self.start_step = int(state.global_step)
-        self.device = device_info()
+        self.started_at = _now()
+        self.device = device_info(self.recipe)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         self._describe_model(model, args)
@@ -57,6 +63,7 @@ class CostMeter(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         """Close the segment: wall time, tokens, steps and peak memory."""
         self.wall_seconds = time.perf_counter() - self.t0
+        self.ended_at = _now()
         self.tokens = int(state.num_input_tokens_seen or 0) - self.start_tokens
         self.steps = int(state.global_step) - self.start_step
         self.peak_memory_bytes = peak_memory_per_device()
@@ -79,7 +86,7 @@ class CostMeter(TrainerCallback):
             self.lora_modules = sorted(targets) if isinstance(targets, (set, list)) else targets
             self.train_lm_head = "lm_head" in (getattr(cfg, "modules_to_save", None) or [])
         self.gradient_checkpointing = bool(getattr(args, "gradient_checkpointing", False))
-        self.seq_len = int(getattr(args, "max_length", None) or 1024)
+        self.seq_len = int(getattr(args, "max_length", None) or self.seq_len)
 
     # ------------------------------------------------------------------ results
     def model_flops(self) -> float | None:
@@ -108,6 +115,8 @@ class CostMeter(TrainerCallback):
         mf = self.model_flops()
         achieved = mf / (self.wall_seconds * gpus) / 1e12 if (mf and gpus and self.wall_seconds) else None
         return {
+            "started_at": self.started_at,
+            "ended_at": self.ended_at or _now(),
             "device": self.device.get("device", "cpu"),
             "device_name": self.device.get("device_name"),
             "gpu_type": gpu.name if gpu else None,
@@ -126,16 +135,34 @@ class CostMeter(TrainerCallback):
         }
 
 
-def device_info() -> dict[str, Any]:
-    """'cuda' with the GPU name and count of this launch (world size), or 'cpu' with no GPUs."""
-    import platform
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
+
+def device_info(recipe: Recipe | None = None) -> dict[str, Any]:
+    """'cuda' with the GPU name and the launch's GPU count (world size), or 'cpu' (with its model name), no GPUs."""
     import torch
 
-    world = int(os.environ.get("WORLD_SIZE", 1))
+    from qwen_recipes.recipe.launch import describe_launch
+
+    world = describe_launch(recipe).world_size
     if torch.cuda.is_available():
-        return {"device": "cuda", "device_name": torch.cuda.get_device_name(0), "gpus": world}
-    return {"device": "cpu", "device_name": platform.processor() or platform.machine(), "gpus": 0}
+        return {"device": "cuda", "device_name": torch.cuda.get_device_name(0), "gpus": world, "world_size": world}
+    return {"device": "cpu", "device_name": cpu_name(), "gpus": 0, "world_size": world}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else the machine type."""
+    import platform
+    from pathlib import Path
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def peak_memory_per_device() -> list[int] | None:
@@ -147,27 +174,9 @@ def peak_memory_per_device() -> list[int] | None:
     return [int(torch.cuda.max_memory_allocated(i)) for i in range(torch.cuda.device_count())]
 
 
-def cost_block(report: dict[str, Any], meter: CostMeter | None = None, previous: dict[str, Any] | None = None) -> dict:
-    """The `cost` block of `run_report.json`: earlier segments (from `previous`'s cost block) + this one, totalled.
-
-    Without a meter the segment is rebuilt from the report itself (wall time, tokens, hardware), unpriced FLOPs.
-    """
-    if meter is not None:
-        seg = meter.segment()
-    else:
-        last = (report.get("segments") or [{}])[-1]
-        hw = report.get("hardware") or {}
-        fake = CostMeter()
-        fake.device = {
-            "device": hw.get("device", "cpu"),
-            "device_name": hw.get("device_name"),
-            "gpus": hw.get("world_size", 1) if hw.get("device") == "cuda" else 0,
-        }
-        fake.wall_seconds = float(last.get("wall_seconds", report.get("wall_seconds", 0.0)))
-        fake.tokens = int(last.get("tokens_trained") or 0)
-        fake.steps = int(last.get("steps") or 0)
-        fake.peak_memory_bytes = [report["peak_memory_bytes"]] if report.get("peak_memory_bytes") else None
-        seg = fake.segment()
+def cost_block(meter: CostMeter, previous: dict[str, Any] | None = None) -> dict:
+    """The `cost` block of `run_report.json`: earlier segments (from `previous`'s cost block) + this one, totalled."""
+    seg = meter.segment()
     segments = [*((previous or {}).get("cost") or {}).get("segments", []), seg]
     total = lambda key: sum(s.get(key) or 0 for s in segments)  # noqa: E731 - local shorthand
     priced = [s for s in segments if s.get("usd") is not None]
@@ -176,6 +185,8 @@ def cost_block(report: dict[str, Any], meter: CostMeter | None = None, previous:
     achieved = flops / gpu_seconds / 1e12 if (gpu_seconds and flops) else None
     peaks = [max(s["peak_memory_bytes"]) for s in segments if s.get("peak_memory_bytes")]
     return {
+        "started_at": segments[0].get("started_at"),
+        "ended_at": seg["ended_at"],
         "device": seg["device"],
         "device_name": seg["device_name"],
         "gpu_type": seg["gpu_type"],

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from qwen_recipes.sources import is_local
+from qwen_recipes.data.sources import is_local
+from qwen_recipes.recipe import Recipe
 
 
 def _tokenizer(name: str) -> Any | None:
     # The offline test bed's tokenizer for tiny models; a local folder's; a Hub id's only if already cached.
-    if name.startswith("tiny:"):
-        from qwen_recipes.testing import build_tokenizer
+    from qwen_recipes.testbed import offline_tokenizer
 
-        return build_tokenizer(name.split(":", 1)[1])  # type: ignore[arg-type]
+    if name.startswith("tiny:"):
+        return offline_tokenizer(name)
     from transformers import AutoTokenizer
 
     try:
@@ -21,7 +22,7 @@ def _tokenizer(name: str) -> Any | None:
         return None
 
 
-def count_local_tokens(recipe: Any) -> tuple[int, int, int, str] | None:
+def count_local_tokens(recipe: Recipe) -> tuple[int, int, int, str] | None:
     """(tokens per epoch, rows, longest row, source) for SFT/CPT recipes whose data are all local files; None otherwise.
 
     Tokens are what the trainer sees: rendered with the training chat template, truncated at max_length
@@ -30,20 +31,22 @@ def count_local_tokens(recipe: Any) -> tuple[int, int, int, str] | None:
     specs = recipe.datasets_specs()
     if recipe.task not in ("sft", "cpt") or not specs or not all(is_local(s) for s in specs):
         return None
-    tok = _tokenizer(str(recipe.values["model_name_or_path"]))
+    tok = _tokenizer(str(recipe.get("model_name_or_path")))
     if tok is None:
         return None
-    from qwen_recipes import data, templates
     from qwen_recipes.cost.models import recipe_arch
+    from qwen_recipes.data import pipeline
+    from qwen_recipes.data.templates import resolve_training_template
 
-    rows = data.canonical_rows(recipe)
+    rows = pipeline.canonical_rows(recipe)
     if recipe.task == "sft":
-        model_type = recipe_arch(recipe.values)[0].model_type
-        template = templates.resolve_training_template(tok, model_type, recipe.values.get("chat_template_path"))
-        lengths = [len(ids) for ids, _ in data.tokenize_chat(rows, tok, template)]
+        model_type = recipe_arch(recipe)[0].model_type
+        template = resolve_training_template(tok, model_type, recipe.get("chat_template_path"))
+        lengths = [len(ids) for ids, _ in pipeline.tokenize_chat(rows, tok, template)]
     else:
-        lengths = [len(ids) for ids in data.tokenize_text(rows, tok, tok.convert_tokens_to_ids("<|endoftext|>"))]
-    max_length = int(recipe.values.get("max_length") or 1024)
+        eos = tok.convert_tokens_to_ids(tok.pad_token)  # the end-of-document token (<|endoftext|>)
+        lengths = [len(ids) for ids in pipeline.tokenize_text(rows, tok, eos)]
+    max_length = int(recipe.get("max_length"))
     if recipe.overlong == "drop":
         lengths = [n for n in lengths if n <= max_length]
     else:

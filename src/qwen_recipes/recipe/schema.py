@@ -1,0 +1,114 @@
+"""The recipe schema: our own keys as typed dataclasses with help text, and our defaults for a few TRL keys.
+
+A recipe is one flat YAML mapping. Its keys are TRL's own names (`SFTConfig`/`DPOConfig`/`GRPOConfig`/...
+fields and `ModelConfig` fields, snapshotted in `trl_fields.json`) plus the keys below. Nested blocks (`datasets`,
+`reported`) have their own dataclasses. A key's default is ours (here) or TRL's (the snapshot); `Recipe.get` is
+the only reader, so no call site carries a literal default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+TASKS = ("sft", "cpt", "dpo", "orpo", "simpo", "grpo")
+METHODS = ("full", "lora", "qlora")
+# Which TRL config class carries the training keys of each task.
+TASK_CONFIG = {
+    "sft": "SFTConfig",
+    "cpt": "SFTConfig",
+    "dpo": "DPOConfig",
+    "orpo": "ORPOConfig",
+    "simpo": "CPOConfig",
+    "grpo": "GRPOConfig",
+}
+DATA_FORMATS = ("auto", "messages", "text", "alpaca", "sharegpt", "prompt_completion", "preference", "prompt")
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class DatasetSpec:
+    """One data source of a recipe's `datasets:` list."""
+
+    path: str = _f("", "Local JSONL/JSON/Parquet/CSV file or folder (relative to the recipe), or a Hub dataset id.")
+    name: str | None = _f(None, "Dataset config name for a Hub dataset (e.g. 'main' for gsm8k).")
+    split: str = _f("train", "Split to load.")
+    revision: str | None = _f(None, "Hub revision of the dataset.")
+    format: str = _f("auto", f"Row format: one of {', '.join(DATA_FORMATS)}. 'auto' infers it from the columns.")
+    columns: dict[str, str] = _f(
+        {},
+        "Map our field names to the dataset's columns, e.g. {messages: conversations} or "
+        "{instruction: question, output: answer}. Fields: messages, text, instruction, input, output, system, "
+        "prompt, completion, chosen, rejected, reasoning.",
+    )
+    samples: int | None = _f(None, "Use exactly this many rows (shuffled with the recipe seed; repeats if larger).")
+    weight: float | None = _f(None, "Scale the row count: 0.5 keeps half (shuffled), 2.0 repeats every row twice.")
+    system_prompt: str | None = _f(None, "System message added to rows that have none.")
+    preprocess: str | None = _f(
+        None, "Name of a registered row converter applied first (e.g. 's1k', 's1k_1.1'); see qwen_recipes.data.formats."
+    )
+    preprocess_args: dict[str, Any] = _f({}, "Keyword arguments of the `preprocess` converter.")
+
+
+@dataclass
+class Reported:
+    """What a published run reported: the numbers a reproduction recipe is checked against."""
+
+    source: str = _f("", "URL of the paper, repository or model card the numbers come from.")
+    hardware: str | None = _f(None, "Hardware as reported, e.g. '16xH100'.")
+    wall_time_minutes: float | None = _f(None, "Reported wall-clock training time in minutes.")
+    cost_usd: float | None = _f(None, "Reported cost in US dollars (as stated, e.g. 'under $50' -> 50).")
+    tokens: int | None = _f(None, "Training tokens if published; leave empty when unknown, never guess.")
+    notes: str | None = _f(None, "Anything a reader needs to interpret the numbers.")
+
+
+@dataclass
+class RecipeArgs:
+    """Keys that are ours rather than TRL's."""
+
+    base: list[str] = _f([], "Recipe file(s) to inherit from, relative to this recipe; merged left to right.")
+    task: Literal["sft", "cpt", "dpo", "orpo", "simpo", "grpo"] = _f(
+        "sft", "sft: chat data, loss on assistant tokens. cpt: plain text, loss on all tokens. dpo/orpo/simpo/grpo."
+    )
+    method: Literal["full", "lora", "qlora"] = _f("lora", "full fine-tune, LoRA, or QLoRA (4-bit nf4 base).")
+    datasets: list[DatasetSpec] = _f([], "Training data sources (a mixture when several).")
+    eval_datasets: list[DatasetSpec] = _f([], "Evaluation data sources.")
+    strict: bool = _f(False, "Turn every skipped row into an error naming its file and row.")
+    overlong: Literal["truncate", "drop"] = _f(
+        "truncate", "Rows longer than max_length: truncate them (TRL) or drop them (counted in the run report)."
+    )
+    base_model_id: str | None = _f(
+        None, "Hub id of the base model for model cards when model_name_or_path is a local path."
+    )
+    description: str | None = _f(None, "One line on what this recipe is for.")
+    hardware: str | None = _f(None, "Target hardware, e.g. '1xH100-80GB' or '16xH100'.")
+    accelerate_config: str | None = _f(None, "The configs/accelerate/*.yaml file this recipe is meant for.")
+    price_per_gpu_hour: float | None = _f(None, "USD per GPU-hour for cost reports (default: the price table).")
+    dataset_tokens: int | None = _f(None, "Training tokens per epoch, when known, for cost estimates before data.")
+    reported: Reported | None = _f(None, "Published numbers this recipe reproduces (source, hardware, time, cost).")
+    rewards: list[str] = _f([], "GRPO reward function names (see qwen_recipes.training.rewards).")
+    reward_kwargs: dict[str, Any] = _f({}, "Keyword arguments per reward name, e.g. {length: {max_tokens: 512}}.")
+
+
+# TRL keys whose default is ours rather than TRL's, and why. Everything else defaults to TRL's own value.
+TRL_KEY_DEFAULTS: dict[str, Any] = {
+    "dtype": "auto",  # bf16 on GPUs that support it, fp32 elsewhere (TRL's ModelConfig says float32)
+    "lora_target_modules": "all-linear",  # every decoder linear (LoRA Without Regret); TRL's None is PEFT's q/v
+    "assistant_only_loss": True,  # SFT trains the assistant turns only (our templates mark them)
+    "use_bnb_nested_quant": True,  # QLoRA: double quantisation saves ~0.4 bits per weight
+}
+
+
+def our_fields() -> dict[str, Any]:
+    """Name -> dataclass field of every key that is ours."""
+    return {f.name: f for f in fields(RecipeArgs)}
+
+
+def nested_fields(cls: type) -> dict[str, Any]:
+    """Name -> field of a nested block's dataclass."""
+    return {f.name: f for f in fields(cls)}

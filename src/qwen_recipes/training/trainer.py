@@ -1,0 +1,116 @@
+"""The TRL trainer for a recipe's task: SFT/CPT (SFTTrainer), DPO, ORPO, SimPO (CPO) and GRPO."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qwen_recipes.recipe import Recipe
+from qwen_recipes.recipe.trl_fields import import_config_class
+from qwen_recipes.training.precision import mixed_precision
+
+# Keys handled by us rather than passed through to TRL.
+NOT_FOR_TRL = {"resume_from_checkpoint", "assistant_only_loss", "chat_template_path", "dtype"}
+
+
+def training_args(recipe: Recipe) -> Any:
+    """The task's TRL config (SFTConfig, DPOConfig, ...) built from the recipe, with environment-aware defaults."""
+    import torch
+
+    kwargs = {k: v for k, v in recipe.trl_kwargs().items() if k not in NOT_FOR_TRL}
+    cuda = torch.cuda.is_available()
+    autocast = mixed_precision(recipe, cuda, cuda and torch.cuda.is_bf16_supported())
+    kwargs["bf16"], kwargs["fp16"] = autocast == "bf16", autocast == "fp16"
+    if not cuda:
+        kwargs.setdefault("use_cpu", True)
+        if recipe.get("optim") == "adamw_torch_fused":
+            kwargs["optim"] = "adamw_torch"  # the fused kernel is CUDA-only
+    if recipe.task != "grpo":  # GRPO batches carry prompts, not `input_ids`: the count would warn every step
+        kwargs.setdefault("include_num_input_tokens_seen", "non_padding")
+    if recipe.task in ("sft", "cpt"):
+        # We tokenize and mask ourselves (data.py); TRL must not swap templates or re-tokenize.
+        kwargs["assistant_only_loss"] = False
+        kwargs["dataset_kwargs"] = {**(kwargs.get("dataset_kwargs") or {})}
+    if recipe.task == "simpo":
+        kwargs.setdefault("loss_type", "simpo")
+        kwargs.setdefault("cpo_alpha", 0.0)
+    return import_config_class(recipe.config_class)(**kwargs)
+
+
+def make_trainer(
+    recipe: Recipe,
+    args: Any,
+    model: Any,
+    tokenizer: Any,
+    train_dataset: Any,
+    eval_dataset: Any = None,
+    peft_config: Any = None,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """Build the TRL trainer for `recipe.task` around an already-loaded model, prepared data and `training_args`."""
+    common = {
+        "model": model,
+        "args": args,
+        "train_dataset": train_dataset,
+        "eval_dataset": eval_dataset,
+        "processing_class": tokenizer,
+        "peft_config": peft_config,
+        "callbacks": callbacks,
+    }
+    if recipe.task in ("sft", "cpt"):
+        return sft_trainer_class()(**common)
+    if recipe.task == "dpo":
+        from trl import DPOTrainer
+
+        return DPOTrainer(**common)
+    if recipe.task == "orpo":
+        from trl.experimental.orpo import ORPOTrainer
+
+        return ORPOTrainer(**common)
+    if recipe.task == "simpo":
+        from trl.experimental.cpo import CPOTrainer
+
+        return CPOTrainer(**common)
+    if recipe.task == "grpo":
+        from qwen_recipes.training.grpo import make_grpo_trainer
+
+        return make_grpo_trainer(recipe, model, tokenizer, train_dataset, peft_config, args, eval_dataset, callbacks)
+    raise ValueError(f"unknown task {recipe.task!r}")  # validated with the recipe: a bug if reached
+
+
+def compact_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any, num_processes: int) -> Any:
+    """Next-token cross-entropy with logits only at trained positions (same value as TRL's loss).
+
+    The model is called as usual (so DDP/DeepSpeed/PEFT wrappers see their forward), with `logits_to_keep` set to the
+    positions whose next token is trained: the LM head never projects the masked ones.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    targets = inputs["labels"][:, 1:]
+    positions = (targets != -100).any(dim=0).nonzero().squeeze(-1)
+    kwargs = {k: v for k, v in inputs.items() if k != "labels"}
+    logits = model(**kwargs, use_cache=False, logits_to_keep=positions).logits
+    picked = targets[:, positions]
+    denom = num_items_in_batch if num_items_in_batch is not None else (picked != -100).sum()
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), picked.flatten(), ignore_index=-100, reduction="sum")
+    loss = loss / torch.as_tensor(denom, device=loss.device).clamp(min=1)
+    return loss * num_processes if num_items_in_batch is not None else loss
+
+
+def sft_trainer_class() -> type:
+    """TRL's SFTTrainer, with a compact loss on CPU.
+
+    TRL 1.16 always computes the SFT loss through its fused LM head, which off Triton devices scores every position
+    (masked ones too) plus entropy/accuracy metrics in plain torch: 5.5x slower on CPU (docs/benchmarks.md). On CPU
+    we compute the same loss on the trained positions only; GPUs keep TRL's path.
+    """
+    from trl import SFTTrainer
+
+    class QwenRecipesSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if return_outputs or self.args.device.type != "cpu":
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            scale = self.accelerator.num_processes if self.args.average_tokens_across_devices else 1
+            return compact_loss(model, inputs, num_items_in_batch, scale)
+
+    return QwenRecipesSFTTrainer
