@@ -331,6 +331,12 @@ def estimate(
             if (n, g.name) != (gpus, gpu.name):
                 options.append(estimate_one(recipe, arch, n, g, tok, None))
     model = str(recipe.get("model_name_or_path"))
+    # A tiny random test bed has no hosted counterpart.
+    hosted = (
+        []
+        if model.startswith("tiny:")
+        else hosted_cost(model, arch.total_params(), recipe.method, recipe.task, main.tokens)
+    )
     return {
         "recipe": str(recipe.path),
         "model": model,
@@ -343,5 +349,5 @@ def estimate(
         "tokens_kind": tok.kind,
         "estimate": main.to_dict(),
         "compare": [o.to_dict() for o in options],
-        "hosted": hosted_cost(model, arch.total_params(), recipe.method, recipe.task, main.tokens),
+        "hosted": hosted,
     }
