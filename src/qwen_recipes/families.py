@@ -259,6 +259,12 @@ _QWEN2_5_SIZES = {
     "32B": _dense(5120, 27648, 64, 40, 8, 152064, False),
     "72B": _dense(8192, 29568, 80, 64, 8, 152064, False),
 }
+# DeepSeek-R1 distills on Qwen2.5-Math shapes (model_type qwen2), used by published RL runs (Open-RS, DeepScaleR,
+# Sky-T1-mini). The 1.5B does not tie its head: 1.78B parameters, as the Hub lists.
+_R1_DISTILL = {
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": _dense(1536, 8960, 28, 12, 2, 151936, False),
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": _dense(3584, 18944, 28, 28, 4, 152064, False),
+}
 QWEN2_5 = register(
     Family(
         name="qwen2_5",
@@ -268,7 +274,10 @@ QWEN2_5 = register(
         tokenizer=QWEN_TOKENIZER,
         tiny=TINY_DENSE,  # head_dim = 64 / 4 = 16
         qkv_bias=True,
-        checkpoints={f"Qwen/Qwen2.5-{s}{v}": c for s, c in _QWEN2_5_SIZES.items() for v in ("", "-Instruct")},
+        checkpoints={
+            **{f"Qwen/Qwen2.5-{s}{v}": c for s, c in _QWEN2_5_SIZES.items() for v in ("", "-Instruct")},
+            **_R1_DISTILL,
+        },
         licences={
             **{f"Qwen/Qwen2.5-{s}{v}": APACHE for s in ("0.5B", "1.5B", "7B", "14B", "32B") for v in ("", "-Instruct")},
             **{f"Qwen/Qwen2.5-Coder-{s}{v}": APACHE for s in ("0.5B", "1.5B", "7B", "14B", "32B") for v in ("", "-Instruct")},

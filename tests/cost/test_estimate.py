@@ -143,12 +143,6 @@ def test_unknown_gpu_lists_known_ones_and_malformed_hardware_shows_the_form(caps
     assert parse_hardware("16xh100")[0] == 16 and parse_hardware("1x4090")[1].name == "RTX4090"
 
 
-def test_unknown_token_count_is_said_not_invented(capsys):
-    assert estimate_main([str(ROOT / "recipes/s1/s1-32b-full-16xh100.yaml")]) == 0
-    out = capsys.readouterr().out
-    assert "token count is unknown; pass --tokens N" in out
-
-
 def test_local_data_is_counted_with_the_real_tokenizer(tmp_path, capsys):
     rc = estimate_main([str(ROOT / "recipes/quickstart/tiny-qwen3-cpu.yaml"), "--json"])
     assert rc == 0

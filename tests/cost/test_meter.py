@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import Trainer, TrainingArguments
 
+from qwen_recipes.cost.hardware import price
 from qwen_recipes.cost.meter import CostMeter, cost_block, summary_line
 from qwen_recipes.testbed import tiny_model
 
@@ -83,6 +84,7 @@ def test_meter_after_a_tiny_cpu_run(tmp_path):
     assert block["usd"] is None and block["mfu"] is None
     assert block["model_flops"] > 6 * 151936 * 64 * block["tokens"] * 0.9
     assert "no GPU cost (CPU run)" in summary_line(block)
+    assert block["predicted"]["available"] is False  # the time model predicts GPU runs only
 
 
 def test_resume_accumulates_cost_across_segments(tmp_path):
@@ -125,6 +127,29 @@ def test_gpu_segments_are_priced_and_summed():
     meter.wall_seconds, meter.tokens, meter.steps = 3600.0, 2000, 2
     block = cost_block(meter, previous={"cost": {"segments": [gpu_seg]}})
     assert block["gpu_hours"] == pytest.approx(4.0 + 8.0)
-    assert block["usd"] == pytest.approx(11.96 + 8 * 2.99)
+    rate, source = price("H100")  # the price table's default H100 offer, named with its provider and date
+    assert block["usd"] == pytest.approx(11.96 + 8 * rate)
     assert block["tokens"] == 3000 and block["gpu_type"] == "H100"
-    assert block["price_source"].startswith("https://lambda.ai/pricing")
+    assert block["price_source"] == source and source.startswith("RunPod Secure Cloud, H100 SXM 80GB, 2026-")
+
+
+def test_a_gpu_run_report_puts_measured_beside_predicted_with_the_ratio():
+    from pathlib import Path
+
+    from qwen_recipes.cost.versus import predicted_block, predicted_rows
+    from qwen_recipes.recipe import load_recipe
+
+    recipe = load_recipe(str(Path(__file__).resolve().parents[2] / "recipes/s1/s1-32b-full-16xh100.yaml"))
+    measured = {"device_name": "NVIDIA H100 80GB HBM3", "gpus": 16, "tokens": 23_500_000, "steps": 315,
+                "wall_seconds": 1800.0, "tokens_per_second": 23_500_000 / 1800, "model_flops": 4.9e18, "mfu": 0.17,
+                "peak_memory_bytes": 50e9}  # fmt: skip
+    p = predicted_block(recipe, measured)
+    assert p["available"] and p["hardware"] == "16xH100" and p["tokens"] == 23_500_000
+    r = p["measured_over_predicted"]
+    assert r["time"] == pytest.approx(1800 / (p["hours"] * 3600), rel=1e-3)
+    assert r["tokens_per_second"] == pytest.approx(1 / r["time"], rel=1e-3)  # same tokens: the inverse ratio
+    assert r["peak_memory"] == pytest.approx(50 / p["peak_memory_allocated_gb"], rel=1e-3)
+    assert p["hours_low"] < p["hours"] < p["hours_high"]
+    rows = dict(predicted_rows({"predicted": p}))
+    assert f"(measured / predicted {r['time']:.2f})" in rows["predicted time"] and "predicted MFU" in rows
+    assert predicted_block(recipe, {**measured, "gpus": 0})["available"] is False  # CPU run: nothing to predict

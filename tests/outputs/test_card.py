@@ -21,6 +21,7 @@ from qwen_recipes.outputs.card import (
     write_model_card,
 )
 
+
 @pytest.fixture(scope="module")
 def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_output(tmp_path_factory.mktemp("card"))

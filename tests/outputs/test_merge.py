@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import torch
-from safetensors import safe_open
 from helpers import make_output
+from safetensors import safe_open
 
 from qwen_recipes.outputs.merge import merge_adapter, merge_main
 

@@ -13,37 +13,44 @@ from qwen_recipes.errors import UserError
 
 @dataclass(frozen=True)
 class GPU:
-    """One GPU type: usable memory and peak dense (no sparsity) bf16 tensor throughput with fp32 accumulation."""
+    """One GPU type: memory, peak dense bf16 FLOP/s, memory bandwidth, GPU-to-GPU link and architecture generation."""
 
     name: str
     memory_gb: float
-    peak_tflops: float
+    peak_tflops: float  # dense (no sparsity) bf16 tensor throughput with fp32 accumulation
+    bandwidth_tbs: float  # HBM/GDDR bandwidth (TB/s): sets the 4-bit dequantisation cost
+    link_gbs: float  # GPU-to-GPU bandwidth per direction inside a node (GB/s): NVLink, else PCIe
+    generation: str  # ampere | ada | hopper | blackwell | turing: the time model's utilisation class
     note: str = ""
     bf16: bool = True  # bf16 tensor cores (Ampere and later); without them training runs fp16 or fp32
 
 
-# Peak dense bf16 TFLOP/s from the vendors' datasheets (the "with sparsity" figures halved). GPUs without bf16
-# tensor cores (T4, V100) use their fp16 peak; training on them runs fp16 or fp32.
+# Vendor datasheets: peak dense bf16 TFLOP/s (the "with sparsity" figures halved; T4 has no bf16: its fp16 peak),
+# memory bandwidth, and NVLink per direction (900 GB/s bidirectional = 450) or the PCIe slot (Gen4 x16 = 32 GB/s,
+# Gen5 = 64) for GPUs without NVLink.
 GPUS: dict[str, GPU] = {
     g.name: g
     for g in [
-        GPU("H100", 80, 989.0, "H100 SXM5 80GB"),
-        GPU("H100-PCIe", 80, 756.0, "H100 PCIe 80GB"),
-        GPU("H200", 141, 989.0, "H200 SXM 141GB"),
-        GPU("B200", 180, 2250.0, "B200 180GB"),
-        GPU("A100-80GB", 80, 312.0, "A100 SXM/PCIe 80GB"),
-        GPU("A100-40GB", 40, 312.0, "A100 40GB"),
-        GPU("L40S", 48, 362.0, "L40S 48GB"),
-        GPU("A6000", 48, 154.8, "RTX A6000 48GB"),
-        GPU("RTX6000Ada", 48, 364.2, "RTX 6000 Ada 48GB"),
-        GPU("A10", 24, 125.0, "A10 24GB"),
-        GPU("A10G", 24, 70.0, "A10G 24GB (AWS g5)"),
-        GPU("L4", 24, 121.0, "L4 24GB"),
-        GPU("RTX4090", 24, 165.2, "GeForce RTX 4090 24GB (fp32 accumulate)"),
-        GPU("RTX3090", 24, 71.0, "GeForce RTX 3090 24GB (fp32 accumulate)"),
-        GPU("T4", 16, 65.0, "T4 16GB (fp16 only, no bf16)", bf16=False),
+        GPU("H100", 80, 989.0, 3.35, 450, "hopper", "H100 SXM5 80GB"),
+        GPU("H100-PCIe", 80, 756.0, 2.0, 64, "hopper", "H100 PCIe 80GB"),
+        GPU("H200", 141, 989.0, 4.8, 450, "hopper", "H200 SXM 141GB"),
+        GPU("B200", 180, 2250.0, 8.0, 900, "blackwell", "B200 180GB"),
+        GPU("A100-80GB", 80, 312.0, 2.039, 300, "ampere", "A100 SXM 80GB"),
+        GPU("A100-40GB", 40, 312.0, 1.555, 300, "ampere", "A100 SXM 40GB"),
+        GPU("A40", 48, 149.7, 0.696, 32, "ampere", "A40 48GB (PCIe)"),
+        GPU("L40S", 48, 362.0, 0.864, 32, "ada", "L40S 48GB"),
+        GPU("A6000", 48, 154.8, 0.768, 32, "ampere", "RTX A6000 48GB"),
+        GPU("RTX6000Ada", 48, 364.2, 0.96, 32, "ada", "RTX 6000 Ada 48GB"),
+        GPU("A10", 24, 125.0, 0.6, 32, "ampere", "A10 24GB"),
+        GPU("A10G", 24, 70.0, 0.6, 32, "ampere", "A10G 24GB (AWS g5)"),
+        GPU("L4", 24, 121.0, 0.3, 32, "ada", "L4 24GB"),
+        GPU("RTX4090", 24, 165.2, 1.008, 32, "ada", "GeForce RTX 4090 24GB (fp32 accumulate)"),
+        GPU("RTX3090", 24, 71.0, 0.936, 32, "ampere", "GeForce RTX 3090 24GB (fp32 accumulate)"),
+        GPU("T4", 16, 65.0, 0.32, 16, "turing", "T4 16GB (fp16 only, no bf16)", bf16=False),
     ]
 }
+# GPUs per node when a count spans several machines (HGX/DGX boards hold 8).
+GPUS_PER_NODE = 8
 # Spellings people use for the same GPU.
 ALIASES = {
     "H100-SXM": "H100",
@@ -60,6 +67,7 @@ ALIASES = {
     "A6000-48GB": "A6000",
     "L40S-48GB": "L40S",
     "L4-24GB": "L4",
+    "A40-48GB": "A40",
 }
 # Device names as torch.cuda.get_device_name() reports them -> our type (first match wins; order matters).
 DEVICE_NAME_PATTERNS = [
@@ -70,6 +78,7 @@ DEVICE_NAME_PATTERNS = [
     (r"A100.*80", "A100-80GB"),
     (r"A100", "A100-40GB"),
     (r"L40S", "L40S"),
+    (r"\bA40\b", "A40"),
     (r"RTX 6000 Ada", "RTX6000Ada"),
     (r"A6000", "A6000"),
     (r"A10G", "A10G"),
@@ -147,16 +156,43 @@ def hardware_from_recipe(text: str | None) -> tuple[int, GPU] | None:
 
 @cache
 def price_table() -> dict[str, dict]:
-    """The shipped price table (GPU type -> usd_per_gpu_hour, source, as_of)."""
+    """The shipped price table: GPU type -> {default: provider, offers: [{provider, sku, usd_per_gpu_hour, ...}]}."""
     data = json.loads((Path(__file__).parent / "prices.json").read_text())
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
-def price(gpu_name: str, override: float | None = None) -> tuple[float | None, str]:
-    """USD per GPU-hour and where the number came from."""
-    if override is not None:
-        return float(override), "given"
+def offers(gpu_name: str) -> list[dict]:
+    """Every dated offer the price table lists for a GPU type (cheapest first)."""
+    row = price_table().get(gpu_name) or {}
+    return sorted(row.get("offers", []), key=lambda o: o["usd_per_gpu_hour"])
+
+
+def offer(gpu_name: str, provider: str | None = None) -> dict | None:
+    """The offer used for a GPU: the named provider's (case-insensitive prefix), else the table's default."""
     row = price_table().get(gpu_name)
     if not row:
+        return None
+    want = (provider or row["default"]).lower()
+    for o in row["offers"]:
+        if o["provider"].lower() == want:
+            return o
+    matches = [o for o in row["offers"] if o["provider"].lower().startswith(want)]
+    if provider and not matches:
+        known = ", ".join(sorted({o["provider"] for o in row["offers"]}))
+        raise HardwareError(f"--provider {provider!r} has no {gpu_name} offer in the price table; known: {known}")
+    return matches[0] if matches else None
+
+
+def offer_label(o: dict) -> str:
+    """'RunPod Secure Cloud, H100 SXM 80GB, 2026-09-25; source: ...'."""
+    return f"{o['provider']}, {o['sku']}, {o['as_of']}; source: {o['source']}"
+
+
+def price(gpu_name: str, override: float | None = None, provider: str | None = None) -> tuple[float | None, str]:
+    """USD per GPU-hour and where the number came from (the provider, its SKU, date and source)."""
+    if override is not None:
+        return float(override), "given"
+    o = offer(gpu_name, provider)
+    if o is None:
         return None, "no price known"
-    return float(row["usd_per_gpu_hour"]), f"{row['source']}, {row['as_of']}"
+    return float(o["usd_per_gpu_hour"]), offer_label(o)

@@ -5,7 +5,8 @@ description's world size), real tokens (the Trainer's non-padding count), steps,
 GPU the achieved TFLOP/s and MFU (model FLOPs from `flops.py`, recomputation excluded, over peak dense bf16).
 GPU-hours and dollars use the shipped price table. On resume, earlier segments are read from the previous run
 report's `cost.segments` and the totals add up across segments instead of restarting: that list is the report's
-only segment list.
+only segment list. Beside the measurement, `cost.predicted` holds what `qwen-recipes estimate` predicts for the
+same recipe, hardware and tokens, with the ratio measured / predicted: every GPU run is a calibration point.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def cost_block(meter: CostMeter, previous: dict[str, Any] | None = None) -> dict
     flops = total("model_flops")
     achieved = flops / gpu_seconds / 1e12 if (gpu_seconds and flops) else None
     peaks = [max(s["peak_memory_bytes"]) for s in segments if s.get("peak_memory_bytes")]
-    return {
+    block = {
         "started_at": segments[0].get("started_at"),
         "ended_at": seg["ended_at"],
         "device": seg["device"],
@@ -205,6 +206,10 @@ def cost_block(meter: CostMeter, previous: dict[str, Any] | None = None) -> dict
         "usd": round(sum(s["usd"] for s in priced), 4) if priced else None,
         "segments": segments,
     }
+    from qwen_recipes.cost.versus import predicted_block
+
+    block["predicted"] = predicted_block(meter.recipe, block)
+    return block
 
 
 def _mfu(segments: list[dict[str, Any]]) -> float | None:
@@ -226,4 +231,9 @@ def summary_line(cost: dict[str, Any]) -> str:
     parts.append(f"${cost['usd']:.2f}" if cost.get("usd") is not None else "no GPU cost (CPU run)")
     if len(cost.get("segments", [])) > 1:
         parts.append(f"over {len(cost['segments'])} segments")
+    p = cost.get("predicted") or {}
+    if p.get("available"):
+        parts.append(
+            f"predicted {p['hours'] * 3600:,.0f} s (measured / predicted {p['measured_over_predicted']['time']:.2f})"
+        )
     return "cost: " + ", ".join(parts)

@@ -22,11 +22,12 @@ def _tokenizer(name: str) -> Any | None:
         return None
 
 
-def count_local_tokens(recipe: Recipe) -> tuple[int, int, int, str] | None:
-    """(tokens per epoch, rows, longest row, source) for SFT/CPT recipes whose data are all local files; None otherwise.
+def count_local_tokens(recipe: Recipe) -> dict[str, Any] | None:
+    """Tokens per epoch, rows, longest row, attention length and source for SFT/CPT recipes on local files, else None.
 
     Tokens are what the trainer sees: rendered with the training chat template, truncated at max_length
-    (or dropped, with `overlong: drop`), padding excluded.
+    (or dropped, with `overlong: drop`), padding excluded. The attention length is sum(len^2)/sum(len): what
+    unpacked rows (or flash-packed ones) cost in attention, which the mean length underestimates.
     """
     specs = recipe.datasets_specs()
     if recipe.task not in ("sft", "cpt") or not specs or not all(is_local(s) for s in specs):
@@ -51,9 +52,11 @@ def count_local_tokens(recipe: Recipe) -> tuple[int, int, int, str] | None:
         lengths = [n for n in lengths if n <= max_length]
     else:
         lengths = [min(n, max_length) for n in lengths]
-    return (
-        sum(lengths),
-        len(lengths),
-        max(lengths, default=0),
-        f"counted: {len(lengths)} local rows with the real tokenizer",
-    )
+    total = sum(lengths)
+    return {
+        "tokens": total,
+        "rows": len(lengths),
+        "longest": max(lengths, default=0),
+        "attn_len": sum(n * n for n in lengths) / total if total else None,
+        "source": f"counted: {len(lengths)} local rows with the real tokenizer",
+    }

@@ -62,10 +62,15 @@ def _training(run: Run) -> dict[str, Any]:
         "recipe": rep.get("recipe") or "unknown (no run_report.json)",
         "description": rec.get("description"),
         "reported_source": reported.get("source", "source not given"),
-        "reported": _rows([("reported hardware", reported.get("hardware")),
-                           ("reported time (min)", reported.get("wall_time_minutes")),
-                           ("reported cost (USD)", reported.get("cost_usd")),
-                           ("reported tokens", reported.get("tokens")), ("notes", reported.get("notes"))]),  # fmt: skip
+        "reported": _rows(
+            [
+                ("reported hardware", reported.get("hardware")),
+                ("reported time (min)", reported.get("wall_time_minutes")),
+                ("reported cost (USD)", reported.get("cost_usd")),
+                ("reported tokens", reported.get("tokens")),
+                ("notes", reported.get("notes")),
+            ]
+        ),
         "datasets": datasets,
         "rows_line": f"Rows used: {rows.get('used')}; skipped: {skipped}." if rows else None,
         "hyperparameters": _rows(
@@ -107,7 +112,10 @@ def _run_rows(run: Run) -> list[tuple[str, Any]]:
         ("peak memory", f"{rep['peak_memory_bytes'] / 2**30:.1f} GiB" if rep.get("peak_memory_bytes") else None),
     ]
     if isinstance(cost, dict) and cost:
+        from qwen_recipes.cost.versus import predicted_rows
+
         rows += [(f"cost: {k}", v) for k, v in cost.items() if not isinstance(v, (dict, list))]
+        rows += predicted_rows(cost)  # measured beside what `qwen-recipes estimate` predicts, with the ratio
     else:
         rows.append(("cost", "not recorded"))
     return _rows(rows)

@@ -146,7 +146,9 @@ def summary(report: dict[str, Any], output_dir: Path) -> str:
         if hw["device"] == "cuda"
         else f"CPU ({hw['device_name']})"
     ) + f", world size {hw['world_size']}"
-    lines = [f"done: {report['steps']} steps, {_tokens(report['tokens_trained'])} tokens in {report['wall_seconds']:.1f} s on {where}"]
+    lines = [
+        f"done: {report['steps']} steps, {_tokens(report['tokens_trained'])} tokens in {report['wall_seconds']:.1f} s on {where}"
+    ]
     if loss:
         lines.append(f"loss: {loss['first']:.4f} -> {loss['final']:.4f} (min {loss['min']:.4f})")
     skipped = report["rows"]["skipped"]

@@ -62,8 +62,23 @@ class Reported:
     source: str = _f("", "URL of the paper, repository or model card the numbers come from.")
     hardware: str | None = _f(None, "Hardware as reported, e.g. '16xH100'.")
     wall_time_minutes: float | None = _f(None, "Reported wall-clock training time in minutes.")
+    gpu_hours: float | None = _f(None, "Reported GPU-hours, when a run published those rather than a wall time.")
     cost_usd: float | None = _f(None, "Reported cost in US dollars (as stated, e.g. 'under $50' -> 50).")
-    tokens: int | None = _f(None, "Training tokens if published; leave empty when unknown, never guess.")
+    framework: str | None = _f(None, "Training code and sharding as published, e.g. 'LLaMA-Factory, ZeRO-3 offload'.")
+    rows: int | None = _f(None, "Training rows (prompts for RL) of one epoch, as published.")
+    epochs: float | None = _f(None, "Epochs as published.")
+    max_length: int | None = _f(None, "Sequence length (cutoff; RL: the completion cap) as published.")
+    tokens: int | None = _f(
+        None, "Training tokens of one epoch if published or counted; empty when unknown, never guess."
+    )
+    tokens_how: str | None = _f(
+        None, "How `tokens` was obtained ('published: <where>', 'counted: <command>'), or why it is unknown."
+    )
+    assumed_tokens_per_row: int | None = _f(
+        None,
+        "Token count unpublished: tokens per row the estimate assumes (name the comparable published dataset in "
+        "notes); the band spans half to twice it.",
+    )
     notes: str | None = _f(None, "Anything a reader needs to interpret the numbers.")
 
 

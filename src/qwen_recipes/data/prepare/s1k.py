@@ -143,7 +143,8 @@ def token_lengths(rows: list[dict[str, Any]], tokenizer: Any, chat_template: str
 def length_stats(lengths: list[int]) -> dict[str, Any]:
     """count, total, mean, p50/p95/max and rows longer than each common block size."""
     if not lengths:
-        return {"count": 0, "total_tokens": 0, "mean": 0.0, "p50": 0, "p95": 0, "max": 0, "over_block": {}}
+        return {"count": 0, "total_tokens": 0, "mean": 0.0, "p50": 0, "p95": 0, "max": 0, "over_block": {},
+                "attention_length": 0.0}  # fmt: skip
     s = sorted(lengths)
     return {
         "count": len(s),
@@ -153,6 +154,8 @@ def length_stats(lengths: list[int]) -> dict[str, Any]:
         "p95": _percentile(s, 95),
         "max": s[-1],
         "over_block": {str(b): sum(n > b for n in s) for b in BLOCKS},
+        # What unpacked rows cost in attention (sum(len^2)/sum(len)); the cost estimate's attention length.
+        "attention_length": round(sum(n * n for n in s) / sum(s), 1),
     }
 
 
@@ -210,14 +213,19 @@ def s1k_main(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = write_jsonl(args.out, rows)
+    tokenizer_name = args.tokenizer or ("qwen3" if args.style == "qwen3" else "qwen2_5")
+    source = Path(args.dataset).name if Path(args.dataset).exists() else args.dataset  # no local path in a recipe
     stats = {
         "dataset": args.dataset,
         "schema": schema,
         "trace": args.trace or ("deepseek" if schema == "s1k_1.1" else "thinking_trajectories"),
         "style": args.style,
-        "tokenizer": args.tokenizer or ("qwen3" if args.style == "qwen3" else "qwen2_5"),
+        "tokenizer": tokenizer_name,
         "skipped": skipped,
         **length_stats(token_lengths(rows, tokenizer)),
+        # How the count was obtained, in the words a recipe's `reported.tokens_how` records.
+        "tokens_how": f"counted: qwen-recipes prepare s1k --dataset {source} --tokenizer {tokenizer_name} "
+        f"({len(rows)} rows rendered with the chat template, system prompt and markers included)",
     }
     print(f"wrote {len(rows)} rows to {out} (skipped: {skipped or 'none'})")
     print(
@@ -225,6 +233,7 @@ def s1k_main(argv: list[str]) -> int:
         f"p95={stats['p95']} max={stats['max']} total={stats['total_tokens']}"
     )
     print("rows longer than block: " + ", ".join(f"{b}: {n}" for b, n in stats["over_block"].items()))
+    print(f"for a recipe: reported.tokens: {stats['total_tokens']}  reported.tokens_how: {stats['tokens_how']!r}")
     if args.stats:
         Path(args.stats).parent.mkdir(parents=True, exist_ok=True)
         Path(args.stats).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
