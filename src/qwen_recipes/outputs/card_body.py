@@ -62,10 +62,15 @@ def _training(run: Run) -> dict[str, Any]:
         "recipe": rep.get("recipe") or "unknown (no run_report.json)",
         "description": rec.get("description"),
         "reported_source": reported.get("source", "source not given"),
-        "reported": _rows([("reported hardware", reported.get("hardware")),
-                           ("reported time (min)", reported.get("wall_time_minutes")),
-                           ("reported cost (USD)", reported.get("cost_usd")),
-                           ("reported tokens", reported.get("tokens")), ("notes", reported.get("notes"))]),  # fmt: skip
+        "reported": _rows(
+            [
+                ("reported hardware", reported.get("hardware")),
+                ("reported time (min)", reported.get("wall_time_minutes")),
+                ("reported cost (USD)", reported.get("cost_usd")),
+                ("reported tokens", reported.get("tokens")),
+                ("notes", reported.get("notes")),
+            ]
+        ),
         "datasets": datasets,
         "rows_line": f"Rows used: {rows.get('used')}; skipped: {skipped}." if rows else None,
         "hyperparameters": _rows(
@@ -82,6 +87,13 @@ def gpu_hours(report: dict[str, Any]) -> float | None:
     hw = report.get("hardware") or {}
     wall = float(report.get("wall_seconds") or 0)
     return wall * int(hw.get("device_count") or 1) / 3600 if hw.get("device") == "cuda" and wall else None
+
+
+COST_ALIASES = {"tokens": "tokens seen"}
+
+
+def _count(n: Any) -> str | None:
+    return f"{n:,}" if isinstance(n, int) and n else None
 
 
 def _run_rows(run: Run) -> list[tuple[str, Any]]:
@@ -101,13 +113,20 @@ def _run_rows(run: Run) -> list[tuple[str, Any]]:
         ("GPU-hours", f"{hours:.3f}" if hw.get("device") == "cuda" and hours is not None else "n/a (CPU run)"),
         ("started / ended", f"{rep.get('started_at')} / {rep.get('ended_at')}"),
         ("resume segments", len(segments or rep.get("segments") or []) or None),
-        ("tokens trained (no padding)", f"{rep['tokens_trained']:,}" if rep.get("tokens_trained") else None),
+        (
+            "tokens seen (all epochs, prompts included, no padding)",
+            _count(rep.get("tokens_seen", rep.get("tokens_trained"))),
+        ),
+        ("tokens seen per epoch", _count(rep.get("tokens_seen_per_epoch"))),
+        ("loss tokens per epoch", _count(rep.get("loss_tokens_per_epoch"))),
+        ("loss tokens, all epochs (estimate)", _count(rep.get("loss_tokens_estimate"))),
         ("steps / epochs", f"{rep.get('steps')} / {rep.get('epochs')}"),
         ("loss first / final / min", " / ".join(f"{loss[k]:.4f}" for k in ("first", "final", "min") if k in loss)),
         ("peak memory", f"{rep['peak_memory_bytes'] / 2**30:.1f} GiB" if rep.get("peak_memory_bytes") else None),
     ]
     if isinstance(cost, dict) and cost:
-        rows += [(f"cost: {k}", v) for k, v in cost.items() if not isinstance(v, (dict, list))]
+        # The cost block's `tokens` is the same count as "tokens seen"; named so here too.
+        rows += [(f"cost: {COST_ALIASES.get(k, k)}", v) for k, v in cost.items() if not isinstance(v, (dict, list))]
     else:
         rows.append(("cost", "not recorded"))
     return _rows(rows)
