@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe, dry_run = from_argv(sys.argv[1:] if argv is None else argv)
     if problems := check_launch(recipe, planned=dry_run):  # incompatible method/launcher, before anything loads
         raise RecipeError(problems)
-    preflight(recipe)  # missing data paths, an unknown tiny: name, a model unreachable offline: before heavy imports
+    preflight(recipe, probe=not dry_run)  # missing data, unknown tiny: name, unreachable model: before heavy imports
 
     # ---------------------------------------------------------------- plan only
     if dry_run:
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         print_plan(recipe)
         return 0
 
+    import os
     from datetime import timedelta
     from pathlib import Path
 
@@ -53,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # Other ranks wait while rank 0 prepares data: `ddp_timeout` (TRL's key) bounds that wait, not NCCL's default.
     # On CPU, `cpu=True` is what makes a multi-process launch one gloo group here (else each rank thinks it is alone
-    # and prints as the main process).
-    cpu = not torch.cuda.is_available()
+    # and prints as the main process); DeepSpeed sets up its own group.
+    cpu = not torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() != "true"
     state = PartialState(cpu=cpu, timeout=timedelta(seconds=recipe.get("ddp_timeout")))
     set_seed(recipe.get("seed"))
     output_dir = Path(recipe.get("output_dir"))

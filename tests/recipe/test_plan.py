@@ -120,3 +120,16 @@ print(json.dumps({"runs": out, "heavy": heavy}))
                            "recipes/japanese/budget-ja-cpt-qwen2.5-7b-lora-embed.yaml",
                            "recipes/japanese/rinna-style-cpt-qwen2.5-32b-full.yaml"}, failed  # fmt: skip
     assert all(f"no such file or folder: {ROOT}/outputs/ja_cpt/mix.jsonl" in e for e in failed.values())
+
+
+def test_an_unreachable_hub_online_is_one_clean_error_not_a_minute_of_retries(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", chat_rows(2))
+    recipe = write_recipe(tmp_path / "r.yaml", datasets=[str(data)], model_name_or_path="Qwen/Qwen3-0.6B")
+    # Online, but the Hub's address refuses connections (as with no network): one probe, no retries.
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, str(ROOT / "train.py"), str(recipe)], capture_output=True, text=True, env=env)
+    assert time.perf_counter() - t0 < 30  # transformers' own retries took 83 s here
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert "model_name_or_path='Qwen/Qwen3-0.6B' (revision main) cannot be reached. Tried: a local folder" in out.stderr
+    assert "the Hub at http://127.0.0.1:9 (ConnectError)" in out.stderr and "hf download Qwen/Qwen3-0.6B" in out.stderr

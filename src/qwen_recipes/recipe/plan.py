@@ -35,13 +35,13 @@ def trainable_parameters(recipe: Recipe) -> str:
 SAMPLE_ROWS = 1000  # rows of each local source the dry run reads through the training validation
 
 
-def preflight(recipe: Recipe) -> str:
+def preflight(recipe: Recipe, probe: bool = False) -> str:
     """Fail fast, before any heavy import: data paths that exist nowhere, an unknown `tiny:` model, a model that
-    cannot be reached offline. Returns where the model will load from."""
+    cannot be reached offline (or, with `probe`, that the Hub does not answer for). Returns where it loads from."""
     from qwen_recipes.data.sources import DataError
     from qwen_recipes.training.model import require_model
 
-    where = require_model(str(recipe.get("model_name_or_path")), recipe.get("model_revision"))
+    where = require_model(str(recipe.get("model_name_or_path")), recipe.get("model_revision"), probe=probe)
     if recipe.data_problems:
         raise DataError("\n".join(recipe.data_problems))
     return where

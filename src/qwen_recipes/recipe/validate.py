@@ -221,7 +221,8 @@ def _check_values(r: Recipe, problems: list[str]) -> None:
         bad("learning_rate", "must be positive")
     if not r.get("model_name_or_path"):
         problems.append("recipe: 'model_name_or_path' is required (a Hub id such as Qwen/Qwen3-8B, or a local path)")
-    if r.task != "grpo" and not r.get("datasets") and not any("datasets[" in p for p in problems):
+    entry_problems = any(re.search(r"(?<!eval_)datasets\[", p) for p in problems)  # entries given, all refused
+    if r.task != "grpo" and not r.get("datasets") and not entry_problems:
         problems.append("recipe: 'datasets' is required: a list of data sources, e.g. [{path: data/train.jsonl}]")
     if r.method == "full" and any(k.startswith("lora_") for k in r.values if r.origin.get(k) == COMMAND_LINE):
         problems.append(f"{COMMAND_LINE}: lora_* keys have no effect with method: full")

@@ -30,10 +30,11 @@ class ModelNotFound(UserError):
     label = "model not found"
 
 
-def require_model(name: str, revision: str | None = None) -> str:
+def require_model(name: str, revision: str | None = None, probe: bool = False) -> str:
     """Where `name` will load from ('tiny', 'local', 'cache' or 'hub'), or `ModelNotFound` naming what was tried.
 
-    Torch-free and offline (the Hub is never contacted), so `--dry-run` asks it too.
+    Torch-free; the Hub is contacted only with `probe` (one metadata request, no retries), which a run does before
+    loading so that an unreachable Hub is one clean error instead of a minute of retries and chained tracebacks.
     """
     from pathlib import Path
 
@@ -65,7 +66,34 @@ def require_model(name: str, revision: str | None = None) -> str:
             f"{constants.HF_HUB_CACHE} (not downloaded); the Hub (HF_HUB_OFFLINE is set). Fix: download it once "
             f"online (`hf download {name}`), or set model_name_or_path to a local model folder"
         )
+    if probe:
+        _probe_hub(name, revision, tried=f"{tried}; the Hugging Face cache {constants.HF_HUB_CACHE} (not downloaded)")
     return "hub"
+
+
+def _probe_hub(name: str, revision: str | None, tried: str) -> None:
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    head = f"model_name_or_path={name!r}" + (f" (revision {revision})" if revision else "")
+    try:
+        HfApi().model_info(name, revision=revision, timeout=10)
+    except GatedRepoError:
+        raise ModelNotFound(
+            f"{head} is gated on the Hub: accept its terms on https://huggingface.co/{name} and log in "
+            "(`hf auth login` or HF_TOKEN)"
+        ) from None
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        raise ModelNotFound(
+            f"{head}: no such model on the Hub (or it is private: log in with `hf auth login`). Tried: {tried}; "
+            "the Hub. Fix: check the id, or set model_name_or_path to a local model folder"
+        ) from None
+    except Exception as e:  # network: DNS, refused, timeout
+        raise ModelNotFound(
+            f"{head} cannot be reached. Tried: {tried}; the Hub at {constants.ENDPOINT} ({type(e).__name__}). Fix: "
+            f"check the network, or download it where there is one (`hf download {name}`) and set "
+            "model_name_or_path to that folder (or HF_HUB_OFFLINE=1 to use the cache only)"
+        ) from None
 
 
 def compute_dtype(recipe: Recipe) -> str:
