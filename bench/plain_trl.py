@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     trainer.train()
     result = {
-        "tokens_trained": int(trainer.state.num_input_tokens_seen),
+        "tokens_seen": int(trainer.state.num_input_tokens_seen),
         "wall_seconds": meter.wall_seconds,
         "steps": trainer.state.global_step,
         "packing": config.packing,

@@ -96,7 +96,7 @@ def run(workdir: Path, n: int = 96, seed: int = 0, scale: float = 0.1, overrides
         "real_tokens_in_data": sum(paths["lengths"]),
         "overrides": overrides or [],
         "ours": {
-            "tokens_trained": ours["tokens_trained"],
+            "tokens_seen": ours["tokens_seen"],
             "wall_seconds": ours["wall_seconds"],
             "steps": ours["steps"],
         },
@@ -104,7 +104,7 @@ def run(workdir: Path, n: int = 96, seed: int = 0, scale: float = 0.1, overrides
     }
     for side in ("ours", "plain"):
         r = result[side]
-        r["tokens_per_s"] = r["tokens_trained"] / r["wall_seconds"]
+        r["tokens_per_s"] = r["tokens_seen"] / r["wall_seconds"]
     result["ratio"] = result["ours"]["tokens_per_s"] / result["plain"]["tokens_per_s"]
     return result
 
@@ -115,9 +115,9 @@ def report(r: dict[str, Any]) -> list[str]:
     extra = f" with {' '.join(r['overrides'])}" if r["overrides"] else ""
     return [
         f"data: {r['mix']}; {r['real_tokens_in_data']:,} real tokens",
-        f"ours (train.py, default sft+lora recipe{extra}): {o['tokens_trained']:,} tokens in {o['wall_seconds']:.1f} s "
+        f"ours (train.py, default sft+lora recipe{extra}): {o['tokens_seen']:,} tokens in {o['wall_seconds']:.1f} s "
         f"= {o['tokens_per_s']:,.0f} tokens/s ({o['steps']} steps)",
-        f"plain TRL SFTTrainer defaults: {p['tokens_trained']:,} tokens in {p['wall_seconds']:.1f} s "
+        f"plain TRL SFTTrainer defaults: {p['tokens_seen']:,} tokens in {p['wall_seconds']:.1f} s "
         f"= {p['tokens_per_s']:,.0f} tokens/s ({p['steps']} steps)",
         f"ratio ours / plain: {r['ratio']:.2f}x",
     ]

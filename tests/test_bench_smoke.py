@@ -52,7 +52,7 @@ def test_startup_dry_run_imports_no_torch():
 def test_throughput_both_runs_train_the_same_real_tokens(tmp_path, monkeypatch):
     monkeypatch.setenv("QWEN_RECIPES_CACHE", str(tmp_path / "cache"))
     r = throughput.run(tmp_path, n=8, scale=0.03)
-    assert r["ours"]["tokens_trained"] == r["plain"]["tokens_trained"] == r["real_tokens_in_data"]
+    assert r["ours"]["tokens_seen"] == r["plain"]["tokens_seen"] == r["real_tokens_in_data"]
     assert r["plain"]["packing"] is False and r["plain"]["padding_free"] is False
     assert r["plain"]["steps"] == 1  # 8 rows, TRL's default 8 per batch
     assert r["ours"]["tokens_per_s"] > 0 and r["plain"]["tokens_per_s"] > 0 and r["ratio"] > 0

@@ -36,3 +36,14 @@ def test_quickstart_runs_end_to_end(tmp_path):
     assert report["loss"]["final"] < report["loss"]["first"] - 1.0  # visibly falls (11.7 -> ~7 measured)
     for name in ("adapter_model.safetensors", "recipe.resolved.yaml", "loss.png", "tokenizer.json"):
         assert (tmp_path / "qs" / name).is_file()
+
+
+def test_readme_and_key_reference_list_every_tiny_family():
+    """The `tiny:` scheme is documented with the registry's families (issue 17 #10)."""
+    from qwen_recipes import families
+
+    readme = (ROOT / "README.md").read_text()
+    reference = (ROOT / "docs" / "recipes.md").read_text()
+    assert "model_name_or_path: tiny:<family>" in readme and "model_name_or_path: tiny:<family>" in reference
+    for name in families.names():
+        assert f"`tiny:{name}`" in readme and f"| `tiny:{name}` |" in reference, name

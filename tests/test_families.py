@@ -80,7 +80,7 @@ def test_a_family_registered_in_a_test_trains_and_estimates(tmp_path, fake_famil
     assert curve[-1] < curve[0] - 0.05, curve
     rep = report(out)
     assert rep["random_init"] and rep["rows"]["used"] == 8
-    assert rep["cost"]["segments"][0]["tokens"] == rep["tokens_trained"] > 0
+    assert rep["cost"]["segments"][0]["tokens"] == rep["tokens_seen"] > 0
     targets = json.loads((out / "adapter_config.json").read_text())["target_modules"]
     assert set(targets) == set(fake_family.lora_targets)
 

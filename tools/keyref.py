@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from qwen_recipes import families
 from qwen_recipes.recipe.schema import TRL_KEY_DEFAULTS, DatasetSpec, RecipeArgs, Reported
 from qwen_recipes.recipe.trl_fields import trl_fields
 
@@ -36,6 +37,27 @@ def _table(cls: type) -> list[str]:
     return rows
 
 
+def tiny_models() -> list[str]:
+    """The `tiny:` scheme and one row per registered family (from the registry, so it cannot go stale)."""
+    rows = [
+        "`model_name_or_path: tiny:<family>` builds a tiny RANDOM model of that family offline (no GPU, no Hub): the "
+        "family's real tokenizer and vocabulary with a few small layers, materialised once under "
+        "`$QWEN_RECIPES_CACHE/models/`. It exercises the whole pipeline (data, masks, training, outputs) in seconds; "
+        "its outputs are meaningless, it gets no model card and `push` refuses it. Unknown names list the families.",
+        "",
+        "| model_name_or_path | model_type | hidden | layers | vocabulary |",
+        "|---|---|---|---|---|",
+    ]
+    for fam in families.families():
+        cfg = families.tiny_config_values(fam)
+        text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+        rows.append(
+            f"| `tiny:{fam.name}` | `{fam.model_type}` | {text.get('hidden_size')} | {text.get('num_hidden_layers')} "
+            f"| {text.get('vocab_size'):,} |"
+        )
+    return rows
+
+
 def render() -> str:
     """The markdown of docs/recipes.md."""
     trl = {**trl_fields()["SFTConfig"], **trl_fields()["ModelConfig"]}
@@ -53,9 +75,24 @@ def render() -> str:
         "",
         *_table(RecipeArgs),
         "",
+        "## Tiny test models (`tiny:`)",
+        "",
+        *tiny_models(),
+        "",
         "## `datasets:` entries",
         "",
-        "A string is shorthand for `{path: ...}`. Local paths are relative to the recipe file that names them.",
+        "A string is shorthand for `{path: ...}`. A relative local path is read from the folder of the recipe file "
+        "that names it (a base file's own folder for its entries), never from the current directory; a path typed "
+        "on the command line is read from the current directory. A path found nowhere is an error naming the "
+        "resolved path, the file and line. `org/name` with no file suffix is a Hub dataset id. Edit one entry "
+        "from the command line with its index: `--datasets.1.samples 500` (entries count from 0).",
+        "",
+        "Each source must yield at least one usable row (an empty one is an error naming its column mapping and the "
+        "columns it has), and at least its `samples:`. The data report (console and `run_report.json`) gives per "
+        "source the rows read, skipped by reason, usable and used, and the realised mix next to the requested one; "
+        "text fields holding a number or boolean (CSV/Parquet answers) are trained as its text and counted; exact "
+        "duplicate rows are counted, and removed with `dedup: true`. `--dry-run` reads the first 1,000 rows of "
+        "every local source through the same checks.",
         "",
         *_table(DatasetSpec),
         "",

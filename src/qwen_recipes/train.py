@@ -15,6 +15,7 @@ import sys
 from qwen_recipes.errors import user_errors
 from qwen_recipes.recipe import RecipeError, from_argv
 from qwen_recipes.recipe.checks import check_launch
+from qwen_recipes.recipe.plan import preflight
 
 
 @user_errors
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe, dry_run = from_argv(sys.argv[1:] if argv is None else argv)
     if problems := check_launch(recipe, planned=dry_run):  # incompatible method/launcher, before anything loads
         raise RecipeError(problems)
+    preflight(recipe, probe=not dry_run)  # missing data, unknown tiny: name, unreachable model: before heavy imports
 
     # ---------------------------------------------------------------- plan only
     if dry_run:
@@ -31,9 +33,15 @@ def main(argv: list[str] | None = None) -> int:
         print_plan(recipe)
         return 0
 
+    import os
     from datetime import timedelta
     from pathlib import Path
 
+    import torch
+
+    from qwen_recipes.training.noise import explain_tied_head, quiet
+
+    quiet(cuda=torch.cuda.is_available())  # known harmless library messages, each silenced for a stated reason
     from accelerate import PartialState
     from transformers import set_seed
 
@@ -45,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     from qwen_recipes.training.trainer import make_trainer, training_args
 
     # Other ranks wait while rank 0 prepares data: `ddp_timeout` (TRL's key) bounds that wait, not NCCL's default.
-    state = PartialState(timeout=timedelta(seconds=recipe.get("ddp_timeout")))
+    # On CPU, `cpu=True` is what makes a multi-process launch one gloo group here (else each rank thinks it is alone
+    # and prints as the main process); DeepSpeed sets up its own group.
+    cpu = not torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() != "true"
+    state = PartialState(cpu=cpu, timeout=timedelta(seconds=recipe.get("ddp_timeout")))
     set_seed(recipe.get("seed"))
     output_dir = Path(recipe.get("output_dir"))
     if state.is_main_process:
@@ -74,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     # TRL config first: under ZeRO-3 it turns on deepspeed.zero.Init, so each rank loads only its shard.
     args = training_args(recipe)
     lm = model.load_model(recipe, tokenizer, sharded=describe_launch(recipe).engine is not None)
+    if state.is_main_process and (note := explain_tied_head(recipe, lm)):
+        print(note)
 
     # ---------------------------------------------------------------- trainer
     meter = CostMeter(recipe)  # wall time, tokens, GPU-hours, dollars: the run's one meter

@@ -158,7 +158,7 @@ def test_cpt_rows_end_with_endoftext_and_train_every_token(tmp_path, qwen3_token
     path = write_jsonl(tmp_path / "t.jsonl", [{"text": "Hello world"}])
     ds, rep = build(tmp_path, qwen3_tokenizer, [str(path)], task="cpt", base=[])
     assert ds[0]["input_ids"] == [9707, 1879, 151643]
-    assert "assistant_masks" not in ds.column_names and rep.trained_tokens == rep.tokens == 3
+    assert "assistant_masks" not in ds.column_names and rep.loss_tokens_per_epoch == rep.tokens_per_epoch == 3
 
 
 def test_sft_rows_carry_token_exact_masks(tmp_path, qwen3_tokenizer):
@@ -188,5 +188,10 @@ def test_unknown_preprocess_lists_the_known_ones(tmp_path, qwen3_tokenizer):
 
 
 def test_missing_local_file_says_what_to_check(tmp_path, qwen3_tokenizer):
-    with pytest.raises(DataError, match="neither a local file/folder nor loadable from the Hub"):
+    with pytest.raises(
+        DataError,
+        match=rf"r.yaml:\d+: datasets\[0\].path='no/such/file.jsonl': no such file or folder: {tmp_path}/no/such/file.jsonl",
+    ):
         build(tmp_path, qwen3_tokenizer, ["no/such/file.jsonl"])
+    with pytest.raises(DataError, match="neither a local file/folder nor loadable from the Hub"):  # a Hub id, offline
+        build(tmp_path, qwen3_tokenizer, ["no-such-org/no-such-dataset"])

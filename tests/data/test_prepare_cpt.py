@@ -121,3 +121,22 @@ def test_unreachable_source_names_its_label_and_what_to_check():
 
     with pytest.raises(CptDataError, match=r"source ja: dataset 'nobody/nothing' is neither a local file/folder"):
         list(iter_texts(TextSource.parse("ja=nobody/nothing")))
+
+
+def test_the_help_example_runs_offline_with_the_family_tokenizer_convention(tmp_path, monkeypatch, capsys):
+    """`prepare cpt --help` shows a command that works offline, from the repository root (issue 17 #11)."""
+    import shlex
+
+    from qwen_recipes.data.prepare import cpt
+
+    example = next(block for block in cpt.__doc__.split("\n\n") if "qwen-recipes prepare cpt" in block)
+    argv = shlex.split(example.replace("\\\n", " "))[3:]  # after `qwen-recipes prepare cpt`
+    argv[argv.index("--out") + 1] = str(tmp_path / "mix.jsonl")
+    monkeypatch.chdir(ROOT)
+    assert cpt_main(argv) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "mix.report.json").read_text())["tokenizer"] == "qwen2_5"
+    # The same --tokenizer convention as `prepare s1k`: a family name is the offline tokenizer.
+    assert cpt_main([*argv, "--tokenizer", "qwen2_5"]) == 0  # what the issue saw refused
+    with pytest.raises(SystemExit):
+        cpt_main(["--help"])
+    assert "a model family (qwen2_5, qwen3, ...: the offline tokenizer" in " ".join(capsys.readouterr().out.split())

@@ -56,7 +56,10 @@ def test_card_body_reports_run_cost_and_usage(output: Path) -> None:
     assert "2 x NVIDIA H100 80GB HBM3" in text
     assert "| GPU-hours | 1.000 |" in text  # 1800 s x 2 GPUs
     assert "| cost | not recorded |" in text  # no cost block: said, not invented
-    assert "| tokens trained (no padding) | 123,456 |" in text
+    # Token counters named for what they count, as in the report and the console (issue 17 #7).
+    assert "| tokens seen (all epochs, prompts included, no padding) | 123,456 |" in text
+    assert "| loss tokens per epoch | 45,678 |" in text and "| loss tokens, all epochs (estimate) | 45,678 |" in text
+    assert "tokens trained" not in text
     assert "| loss first / final / min | 2.5000 / 1.2500 / 1.2000 |" in text
     assert "Rows used: 100; skipped: overlong: 3." in text
     assert "| learning_rate | 0.0002 |" in text
@@ -98,7 +101,9 @@ def test_local_only_base_is_refused_with_the_fix(tmp_path: Path) -> None:
         build_card(out)
     msg = str(err.value)
     assert "cannot find the hub id of the base model" in msg
-    assert "base_model_id: Qwen/Qwen3-0.6B" in msg and "--base-model-id" in msg
+    assert "set `base_model_id:`" in msg and "--base-model-id" in msg
+    # No real model's id is offered for a tiny base: that produced a false card (issue 17 #6).
+    assert "Qwen/" not in msg and "cannot be pushed as a real model" in msg
     assert card_main([str(out)]) == 2
     assert (out / "README.md").read_text() == peft_readme  # a refused card writes nothing
     assert card_main([str(out), "--base-model-id", "Qwen/Qwen3-1.7B"]) == 0

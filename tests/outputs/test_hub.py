@@ -11,7 +11,7 @@ from typing import Any
 import httpx2
 import pytest
 import yaml
-from helpers import make_output
+from helpers import ROOT, make_output
 
 from qwen_recipes.outputs import hub
 from qwen_recipes.outputs.card import check_metadata
@@ -117,17 +117,40 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     set_client_factory(_http.default_client_factory)
 
 
+# The Hub id the tiny test base is published under, in a local stand-in of the Hugging Face cache: the claimed
+# base's architecture is checked against the adapter's, and the pushed adapter must load by this id.
+STANDIN = "qwen-recipes-test/tiny-qwen3"
+
+
+def standin_cache(root: Path, base: Path) -> Path:
+    """A Hugging Face cache holding `base` as the snapshot of STANDIN (what `hf download` would leave)."""
+    import shutil
+
+    repo = root / "hf_cache" / ("models--" + STANDIN.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    shutil.copytree(base, repo / "snapshots" / ("0" * 40))
+    return root / "hf_cache"
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_output(tmp_path_factory.mktemp("hub"))
+    root = tmp_path_factory.mktemp("hub")
+    out = make_output(root, recipe={"base_model_id": STANDIN}, report={"base_model_id": STANDIN})
+    standin_cache(root, root / "base")
+    return out
 
 
 @pytest.fixture
-def output(built: Path, tmp_path: Path) -> Path:
-    """A private copy of the module's output folder (tests modify it)."""
+def output(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the module's output folder (tests modify it), with its stand-in Hugging Face cache."""
     import shutil
 
-    return Path(shutil.copytree(built.parent, tmp_path / "run")) / "out"
+    from huggingface_hub import constants
+
+    root = Path(shutil.copytree(built.parent, tmp_path / "run"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root / "hf_cache"))
+    return root / "out"
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -161,7 +184,7 @@ def test_push_uploads_the_staged_folder(fake_hub: FakeHub, output: Path, capsys:
     assert commit["files"]["adapter_model.safetensors"] == (output / "adapter_model.safetensors").read_bytes()
     card = commit["files"]["README.md"].decode()
     meta = yaml.safe_load(card.split("---\n")[1])
-    assert meta["base_model"] == "Qwen/Qwen3-0.6B" and check_metadata(meta) == []
+    assert meta["base_model"] == STANDIN and check_metadata(meta) == []
     assert 'from_pretrained("alice/tiny-s1"' in card
     assert fake_hub.posts("/api/validate-yaml")  # the Hub's own check ran on our card
     assert_token_only_in_auth_header(fake_hub)
@@ -186,10 +209,12 @@ def test_dry_run_writes_exact_staging_and_sends_nothing(
     printed = capsys.readouterr().out
     files = {p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()}
     assert files == ADAPTER_UPLOAD | {"eval/gsm8k_summary.json"}
-    listed = dict(line.split()[0:2:1] for line in printed.splitlines()[1:-1])  # path -> number
+    assert printed.startswith(f"base model: architecture matches {STANDIN} (hidden size 64, layers 2")
+    lines = printed.splitlines()
+    listed = dict(line.split()[0:2:1] for line in lines[lines.index(next(x for x in lines if "dry run" in x)) + 1 : -1])
     assert set(listed) == files
     assert listed["adapter_model.safetensors"] == f"{(output / 'adapter_model.safetensors').stat().st_size / 1024:.1f}"
-    assert listed["run_report.json"] == str((output / "run_report.json").stat().st_size)  # bytes under 1 KiB
+    assert listed["run_report.json"] == str((staging / "run_report.json").stat().st_size)  # bytes under 1 KiB
     assert "9 files" in printed
     assert fake_hub.requests == []
     assert "| accuracy | 0.25 |" in (staging / "README.md").read_text()
@@ -263,7 +288,7 @@ def test_push_without_token_or_with_local_base_is_refused(
     with pytest.raises(hub.PushError, match="cannot find the hub id of the base model"):
         hub.push(output, "alice/tiny")
     assert fake_hub.requests == []
-    assert hub.push(output, "alice/tiny", base_model_id="Qwen/Qwen3-0.6B", wait=0).endswith(f"/commit/{OID}")
+    assert hub.push(output, "alice/tiny", base_model_id=STANDIN, wait=0).endswith(f"/commit/{OID}")
     with pytest.raises(hub.PushError, match="already a full model"):
         hub.stage(output.parent / "base", output.parent / "s", merged=True)
 
@@ -275,3 +300,71 @@ def test_push_merged_model(fake_hub: FakeHub, output: Path) -> None:
     assert not files & {"adapter_config.json", "adapter_model.safetensors"}
     card = fake_hub.commits[0]["files"]["README.md"].decode()
     assert "library_name: transformers" in card and "vllm serve alice/tiny-merged" in card
+
+
+def local_paths_in(name: str, data: bytes, *roots: Path) -> list[str]:
+    """This machine's folders found in a file's bytes; in any file but the tokenizer's (whose vocabulary holds
+    pieces like '/usr/'), any absolute path at all."""
+    import re
+
+    text = data.decode("utf-8", errors="ignore")
+    found = [str(p.resolve()) for p in (*roots, Path.home() / ".cache") if str(p.resolve()) in text]
+    absolute = re.findall(r"(?<![\w.~/:-])/(?:[\w.@+-]+/)+[\w.@+-]*", text)  # /a/b, not URLs or relative paths
+    return found + ([] if name.startswith("tokenizer") else absolute)
+
+
+def test_pushed_files_carry_no_local_path_and_the_adapter_loads_by_hub_id(
+    fake_hub: FakeHub, output: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """adapter_config.json names the base by Hub id; no committed file holds a path of this machine (issue 17 #5)."""
+    import torch
+    from huggingface_hub import constants
+    from peft import AutoPeftModelForCausalLM, PeftModel
+    from transformers import AutoModelForCausalLM
+
+    # As training writes them: local paths in the recipe, the report (data sources, cache) and the adapter config.
+    report = json.loads((output / "run_report.json").read_text())
+    report["data"] = {"by_source": [{"source": "datasets[1] mine.jsonl", "path": str(output.parent / "mine.jsonl")}],
+                      "cache": f"written {output.parent / 'cache'}", "first_skip": {"x": f"{output}/d.jsonl:3: bad"}}  # fmt: skip
+    report["recipe"] = str(ROOT / "recipes" / "s1" / "qwen3_lora.yaml")
+    (output / "run_report.json").write_text(json.dumps(report))
+    adapter = json.loads((output / "adapter_config.json").read_text())
+    assert Path(adapter["base_model_name_or_path"]).is_absolute()  # PEFT recorded the local base folder
+    assert hub.push(output, "alice/tiny", wait=0)
+    files = fake_hub.commits[0]["files"]
+    leaks = {name: found for name, data in files.items() if (found := local_paths_in(name, data, output.parent, ROOT))}
+    assert leaks == {}
+    assert json.loads(files["adapter_config.json"])["base_model_name_or_path"] == STANDIN
+    staged_report = json.loads(files["run_report.json"])
+    assert staged_report["recipe"] == "recipes/s1/qwen3_lora.yaml" and staged_report["model_name_or_path"] == STANDIN
+    assert staged_report["data"]["by_source"][0]["path"] == "mine.jsonl" and "cache" not in staged_report["data"]
+    assert yaml.safe_load(files["recipe.resolved.yaml"])["datasets"][1]["path"] == "mine.jsonl"
+    # The committed adapter, loaded elsewhere: its base resolves by Hub id (here through the local stand-in cache).
+    elsewhere = output.parent / "elsewhere"
+    for name, data in files.items():
+        (elsewhere / name).parent.mkdir(parents=True, exist_ok=True)
+        (elsewhere / name).write_bytes(data)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    ids = torch.tensor([[151644, 872, 198, 9707, 151645]])
+    loaded = AutoPeftModelForCausalLM.from_pretrained(str(elsewhere), dtype=torch.float32)
+    local = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(output.parent / "base"), str(output))
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, local(ids).logits)
+
+
+def test_a_claimed_base_must_have_the_adapters_architecture(fake_hub: FakeHub, output: Path) -> None:
+    """The tiny adapter (hidden 64, 2 layers) cannot be published as an adapter of Qwen/Qwen3-0.6B (issue 17 #6)."""
+    with pytest.raises(hub.PushError) as err:
+        hub.stage(output, output.parent / "s", base_model_id="Qwen/Qwen3-0.6B")
+    msg = str(err.value)
+    assert "does not fit the claimed base 'Qwen/Qwen3-0.6B'" in msg
+    assert "hidden size 64 vs 1,024" in msg and "layers 2 vs 28" in msg and "built-in table" in msg
+    assert not (output.parent / "s").exists() and fake_hub.requests == []
+
+
+def test_a_tiny_random_base_cannot_be_pushed(fake_hub: FakeHub, output: Path) -> None:
+    recipe = yaml.safe_load((output / "recipe.resolved.yaml").read_text())
+    (output / "recipe.resolved.yaml").write_text(yaml.safe_dump({**recipe, "model_name_or_path": "tiny:qwen3"}))
+    with pytest.raises(hub.PushError, match=r"tiny RANDOM test model \(tiny:qwen3\).*cannot be pushed as a real model"):
+        hub.stage(output, output.parent / "s", base_model_id=STANDIN)
+    assert fake_hub.requests == []

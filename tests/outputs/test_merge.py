@@ -118,3 +118,22 @@ def test_resized_vocabulary_is_matched_before_loading(tmp_path: Path) -> None:
     reloaded = reload(merged)
     assert reloaded.model.embed_tokens.weight.shape[0] == 151944 == reloaded.lm_head.weight.shape[0]
     assert json.loads((merged / "config.json").read_text())["tie_word_embeddings"] is False
+
+
+def test_merge_defaults_to_the_bases_fp32_takes_a_base_model_id_and_says_so_in_help(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """issue 17 #9: the error's --base-model-id exists; bf16 by default is in --help; an fp32 base stays fp32."""
+    out = make_output(tmp_path, recipe={"base_model_id": None}, report={"base_model_id": None})
+    assert merge_main([str(out), "--out", str(tmp_path / "m")]) == 0  # the tiny base is stored in fp32
+    with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as f:
+        assert f.get_tensor("model.embed_tokens.weight").dtype == torch.float32
+    err = capsys.readouterr().err
+    assert "model card not written" in err and "--base-model-id" in err  # what it suggests ...
+    assert merge_main([str(out), "--out", str(tmp_path / "m2"), "--base-model-id", "qwen-recipes-test/tiny"]) == 0
+    assert "base_model: qwen-recipes-test/tiny" in (tmp_path / "m2" / "README.md").read_text()  # ... exists
+    with pytest.raises(SystemExit):
+        merge_main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "Saved in bf16 by default, or fp32 when the base itself is stored in fp32" in help_text
+    assert "--base-model-id" in help_text

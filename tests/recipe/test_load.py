@@ -34,7 +34,7 @@ def recipes(tmp_path, monkeypatch):
         tmp_path / "r/x/leaf.yaml",
         """
         base: [../_base/a.yaml, ../_base/b.yaml]
-        model_name_or_path: Qwen/Qwen3-0.6B
+        model_name_or_path: tiny:qwen3
         datasets: [../../data.jsonl]
         lora_r: 64
         """,
@@ -159,7 +159,7 @@ def test_dry_run_is_fast_loads_no_weights_and_prints_the_plan(recipes):
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout  # nothing heavy imported, so no weights can have been loaded
     assert "max_steps: 7" in out.stdout and "optimizer steps: 7" in out.stdout
-    assert "rows (before skips): 1" in out.stdout
+    assert "rows used: 1" in out.stdout and "datasets[0] data.jsonl: 1 rows read, 1 usable, 0 skipped" in out.stdout
     assert elapsed < 3.0
 
 

@@ -73,6 +73,7 @@ def launch(recipe: Path, config: str | None = None, torchrun: bool = False) -> P
         timeout=600,
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    (recipe.parent / "launch.log").write_text(proc.stdout + proc.stderr)
     return recipe.parent / "out"
 
 
@@ -105,7 +106,13 @@ def test_ddp_lora_matches_one_process(tmp_path, data):
     reference = single_process_losses(tmp_path, data)
     out = launch(make_recipe(tmp_path / "ddp", data))
     assert_same_losses(out, reference, tol=1e-4)
-    assert report(out)["tokens_trained"] == report(tmp_path / "single" / "out")["tokens_trained"]
+    assert report(out)["tokens_seen"] == report(tmp_path / "single" / "out")["tokens_seen"]
+    # One data line for the run, not one per rank; no library noise (issue 17 #16).
+    log = (tmp_path / "ddp" / "launch.log").read_text()
+    assert sum(line.startswith("data: ") for line in log.splitlines()) == 1, log[-3000:]
+    assert "world size 2" in log
+    for noise in ("find_unused_parameters", "Setting accelerator to CPU", "is deprecated", "ensure_weight_tying"):
+        assert noise not in log, noise
 
 
 @pytest.mark.distributed

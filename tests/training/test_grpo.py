@@ -114,8 +114,14 @@ def test_reward_problems_are_collected_into_one_recipe_error():
 
 @pytest.mark.parametrize("path", GRPO_RECIPES, ids=lambda p: p.name)
 def test_grpo_recipes_validate_with_dry_run(path):
+    # Online mode: a dry run contacts nothing, and offline it refuses a Hub model that is not cached (test_plan.py).
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0"}
     out = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), str(path), "--dry-run"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, str(ROOT / "train.py"), str(path), "--dry-run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert out.returncode == 0, out.stderr
     recipe = load_recipe(path)

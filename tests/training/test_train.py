@@ -47,10 +47,21 @@ def test_qlora_trains_on_cpu(tmp_path, chat_data):
     assert cfg["peft_type"] == "LORA"
 
 
-def test_lora_run_writes_every_output(tmp_path, chat_data):
-    recipe = write_recipe(tmp_path / "r.yaml", datasets=[str(chat_data)])
+def test_lora_run_writes_every_output(tmp_path, chat_data, capsys, recwarn):
+    recipe = write_recipe(tmp_path / "r.yaml", datasets=[str(chat_data)], lora_modules_to_save=["lm_head"])
     assert train(recipe, "--seed", "7") == 0
     out = tmp_path / "out"
+    # No card we did not write: PEFT's placeholder README (a local-path base_model) is gone (issue 17 #4).
+    assert not (out / "README.md").exists()
+    console = capsys.readouterr().out
+    assert "model card: none (the base is a tiny RANDOM test model" in console
+    # One name per token count, the same in the console and the report (issue 17 #7).
+    assert "tokens seen" in console and "loss tokens" in console and "tokens trained" not in console
+    # No library noise a user sees (DeprecationWarnings are hidden by Python itself): the deprecated
+    # gradient_checkpointing names, PEFT's tied-weights warning (explained once instead).
+    noise = [str(w.message) for w in recwarn if issubclass(w.category, (FutureWarning, UserWarning))]
+    assert noise == []
+    assert console.count("note: this model ties its input embeddings and output head") == 1
     for name in (
         "adapter_model.safetensors",
         "adapter_config.json",
@@ -75,7 +86,15 @@ def test_lora_run_writes_every_output(tmp_path, chat_data):
     assert rep["wall_seconds"] > 0 and rep["loss"]["min"] <= rep["loss"]["first"]
     assert rep["random_init"] is True
     # Real tokens only: with padding-free packing every token the trainer saw is a data token.
-    assert 0 < rep["tokens_trained"] <= 4 * rep["data"]["tokens"]
+    assert 0 < rep["tokens_seen"] <= 4 * rep["data"]["tokens_per_epoch"]
+    assert rep["tokens_seen_per_epoch"] == rep["data"]["tokens_per_epoch"]
+    assert 0 < rep["loss_tokens_per_epoch"] == rep["data"]["loss_tokens_per_epoch"] < rep["tokens_seen_per_epoch"]
+    assert rep["loss_tokens_estimate"] == round(rep["loss_tokens_per_epoch"] * rep["epochs"])
+    assert f"{rep['tokens_seen']:,} tokens seen" in console
+    assert (
+        f"per epoch {rep['tokens_seen_per_epoch']:,} tokens seen, {rep['loss_tokens_per_epoch']:,} loss tokens"
+        in console
+    )
     gen = json.loads((out / "generation_config.json").read_text())
     assert 151645 in gen["eos_token_id"]  # <|im_end|> stops generation
     tok = json.loads((out / "tokenizer_config.json").read_text())
@@ -139,7 +158,7 @@ def test_preference_tasks_lower_the_loss(tmp_path, task):
     assert len(curve) == 4 and curve[-1] < curve[0], curve
     rep = report(tmp_path / "out")
     assert rep["task"] == task and rep["rows"]["used"] == 4
-    assert rep["tokens_trained"] is None or rep["tokens_trained"] > 0  # never a made-up 0
+    assert rep["tokens_seen"] is None or rep["tokens_seen"] > 0  # never a made-up 0
 
 
 def test_run_report_carries_the_cost_block(tmp_path, chat_data):
@@ -147,7 +166,7 @@ def test_run_report_carries_the_cost_block(tmp_path, chat_data):
     assert train(recipe) == 0
     rep = report(tmp_path / "out")
     cost = rep["cost"]
-    assert cost["tokens"] == rep["tokens_trained"] > 0
+    assert cost["tokens"] == rep["tokens_seen"] > 0  # the cost block keeps its own name for the same count
     if torch.cuda.is_available():
         assert cost["gpus"] == 1 and cost["gpu_hours"] == pytest.approx(cost["wall_seconds"] / 3600, abs=1e-6)
     else:

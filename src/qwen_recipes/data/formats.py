@@ -8,7 +8,11 @@ reasons are counted, never silently dropped.
 from __future__ import annotations
 
 import importlib
+import math
+import re
+from collections import Counter
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -27,6 +31,11 @@ PREPROCESSORS: dict[str, str] = {
     "countdown": "qwen_recipes.data.prepare.grpo:countdown_row",
     "math": "qwen_recipes.data.prepare.grpo:math_row",
 }
+
+
+# Text fields that held a number or a boolean (CSV/Parquet answers like 42) are trained as its string form; the
+# reader sets a Counter here to count them (`DataReport.converted`), so the conversion is visible, never silent.
+CONVERSIONS: ContextVar[Counter | None] = ContextVar("conversions", default=None)
 
 
 class SkipRow(Exception):
@@ -69,13 +78,23 @@ def detect_format(columns: set[str], task: str) -> str:
 
 
 def _text(value: Any, what: str) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         raise SkipRow("missing field", what)
+    if isinstance(value, (bool, int, float)):
+        counter = CONVERSIONS.get()
+        if counter is not None:
+            field = re.sub(r"\[\d+\]", "[]", what)
+            counter[f"{field}: {type(value).__name__} -> text"] += 1
+        return str(value)
     if not isinstance(value, str):
         raise SkipRow("wrong type", f"{what} is {type(value).__name__}, expected a string")
     if "\ufffd" in value:
         raise SkipRow("non-UTF-8", f"{what} contains undecodable bytes (U+FFFD)")
     return value
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (bool, int, float)) and not (isinstance(value, float) and math.isnan(value))
 
 
 def normalize_messages(messages: Any, system_prompt: str | None = None) -> list[dict[str, Any]]:
@@ -128,14 +147,17 @@ def to_canonical(row: dict[str, Any], fmt: str, system_prompt: str | None = None
         return {"messages": normalize_messages(msgs, system_prompt)}
     if fmt == "alpaca":
         instruction = _text(row.get("instruction"), "instruction")
-        extra = row.get("input") or ""
-        user = f"{instruction}\n\n{extra}" if str(extra).strip() else instruction
-        msgs = [{"role": "user", "content": user}, {"role": "assistant", "content": row.get("output")}]
+        extra = _text(row["input"], "input") if row.get("input") is not None else ""
+        user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+        output = _text(row["output"], "output") if _is_scalar(row.get("output")) else row.get("output")
+        msgs = [{"role": "user", "content": user}, {"role": "assistant", "content": output}]
         if row.get("system"):
             msgs.insert(0, {"role": "system", "content": row["system"]})
         return {"messages": normalize_messages(msgs, system_prompt)}
     if fmt == "prompt_completion":
         prompt, completion = row.get("prompt"), row.get("completion")
+        prompt = _text(prompt, "prompt") if _is_scalar(prompt) else prompt
+        completion = _text(completion, "completion") if _is_scalar(completion) else completion
         if isinstance(prompt, str):
             msgs = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
         else:
@@ -156,7 +178,7 @@ def to_canonical(row: dict[str, Any], fmt: str, system_prompt: str | None = None
 def _prompt(row: dict[str, Any], system_prompt: str | None) -> list[dict[str, Any]]:
     """A conversational prompt (a string becomes one user turn), with the source's system prompt if it has none."""
     prompt = row.get("prompt")
-    if isinstance(prompt, str):
+    if isinstance(prompt, str) or _is_scalar(prompt):
         prompt = [{"role": "user", "content": _text(prompt, "prompt")}]
     if not isinstance(prompt, list) or not prompt:
         raise SkipRow("missing field", "prompt is missing")
@@ -169,7 +191,7 @@ def _preference(row: dict[str, Any], system_prompt: str | None) -> dict[str, Any
     out: dict[str, Any] = {"prompt": _prompt(row, system_prompt)}
     for key in ("chosen", "rejected"):
         value = row.get(key)
-        if isinstance(value, str):
+        if isinstance(value, str) or _is_scalar(value):
             value = [{"role": "assistant", "content": _text(value, key)}]
         if not isinstance(value, list) or not value or not str(value[-1].get("content") or "").strip():
             raise SkipRow("missing field", f"{key} is missing or empty")

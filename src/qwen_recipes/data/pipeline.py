@@ -11,122 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import shutil
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from qwen_recipes.data.formats import SkipRow, detect_format, get_preprocessor, to_canonical
-from qwen_recipes.data.sources import DataError, is_local, iter_rows, local_files
+from qwen_recipes.data.mixture import canonical_rows, read_source, resample, strict_message
+from qwen_recipes.data.report import DataReport
+from qwen_recipes.data.sources import DataError, is_local, local_files
 from qwen_recipes.recipe import Recipe
-from qwen_recipes.recipe.schema import DatasetSpec
 
-CACHE_VERSION = "1"
+__all__ = ["DataError", "DataReport", "build_dataset", "canonical_rows", "read_source", "resample", "tokenize_rows"]
+CACHE_VERSION = "2"
 TOKENIZE_BATCH = 256
-
-
-@dataclass
-class DataReport:
-    """What happened to the rows: read, used, skipped by reason (with a first example of each)."""
-
-    rows_read: int = 0
-    rows_used: int = 0
-    skipped: Counter = field(default_factory=Counter)
-    first_skip: dict[str, str] = field(default_factory=dict)
-    by_source: dict[str, dict[str, int]] = field(default_factory=dict)
-    tokens: int = 0
-    trained_tokens: int = 0
-    cache: str | None = None
-
-    def skip(self, reason: str, where: str, detail: str = "") -> None:
-        """Count one skipped row."""
-        self.skipped[reason] += 1
-        self.first_skip.setdefault(reason, f"{where}: {detail}" if detail else where)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form for the run report."""
-        d = asdict(self)
-        d["skipped"] = dict(self.skipped)
-        return d
-
-    def summary(self) -> str:
-        """One console line."""
-        skipped = sum(self.skipped.values())
-        reasons = ", ".join(f"{k}: {v}" for k, v in self.skipped.most_common())
-        line = f"data: {self.rows_used}/{self.rows_read} rows used, {skipped} skipped" + (
-            f" ({reasons})" if reasons else ""
-        )
-        if self.tokens:  # only SFT/CPT are tokenized here; TRL tokenizes preference and GRPO rows itself
-            line += f", {self.tokens:,} tokens ({self.trained_tokens:,} trained)"
-        return line
-
-
-def _map_columns(row: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
-    if not columns:
-        return row
-    out = {k: v for k, v in row.items() if k not in columns.values()}
-    for ours, theirs in columns.items():
-        if theirs in row:
-            out[ours] = row[theirs]
-    return out
-
-
-def read_source(spec: DatasetSpec, task: str, report: DataReport, strict: bool) -> list[dict[str, Any]]:
-    """Canonical rows of one source; bad rows are counted (or, under `strict`, collected into one error)."""
-    convert = get_preprocessor(spec.preprocess) if spec.preprocess else None
-    rows: list[dict[str, Any]] = []
-    errors: list[str] = []
-    fmt = None if spec.format == "auto" else spec.format
-    stats = report.by_source.setdefault(spec.path, {"read": 0, "used": 0, "skipped": 0})
-    for where, raw in iter_rows(spec):
-        stats["read"] += 1
-        report.rows_read += 1
-        try:
-            if isinstance(raw, SkipRow):
-                raise raw
-            row = convert(raw, **spec.preprocess_args) if convert else raw
-            row = _map_columns(row, spec.columns)
-            fmt = fmt or detect_format(set(row), task)
-            rows.append(to_canonical(row, fmt, spec.system_prompt))
-        except SkipRow as e:
-            stats["skipped"] += 1
-            report.skip(e.reason, where, e.detail)
-            errors.append(f"{where}: {e}")
-    if strict and errors:
-        raise DataError(_strict_message(errors))
-    return rows
-
-
-def _strict_message(errors: list[str]) -> str:
-    shown = errors[:20] + ([f"... and {len(errors) - 20} more"] if len(errors) > 20 else [])
-    return "\n".join(
-        [*shown, "strict: every bad row is an error; fix the rows or drop --strict to skip and count them"]
-    )
-
-
-def resample(rows: list[dict[str, Any]], spec: DatasetSpec, rng: random.Random) -> list[dict[str, Any]]:
-    """Apply a source's `samples`/`weight`: shuffle-subsample, or repeat whole copies plus a remainder."""
-    if spec.samples is None and spec.weight is None:
-        return rows
-    n = spec.samples if spec.samples is not None else round(len(rows) * float(spec.weight))
-    if not rows or n <= 0:
-        return []
-    out = rows * (n // len(rows))
-    return out + rng.sample(rows, n % len(rows))
-
-
-def canonical_rows(recipe: Recipe, key: str = "datasets", report: DataReport | None = None) -> list[dict[str, Any]]:
-    """All canonical rows of a recipe's mixture (`datasets` or `eval_datasets`)."""
-    report = report if report is not None else DataReport()
-    rng = random.Random(recipe.get("seed"))
-    rows: list[dict[str, Any]] = []
-    for spec in recipe.datasets_specs(key):
-        source_rows = resample(read_source(spec, recipe.task, report, recipe.strict), spec, rng)
-        report.by_source[spec.path]["used"] = len(source_rows)
-        rows.extend(source_rows)
-    return rows
 
 
 def _progress(batches: range, rows: int, desc: str):
@@ -177,23 +74,23 @@ def tokenize_rows(
         ]
     for i, (ids, mask) in enumerate(pairs):
         if mask is not None and not any(mask):
-            report.skip("no trained tokens", f"row {i + 1}", "the template left no assistant token to train")
-            errors.append(f"row {i + 1}: no trained tokens")
+            where = report.drop(i, "no trained tokens", "the template left no assistant token to train")
+            errors.append(f"{where}: no trained tokens")
             continue
         if drop and max_length and len(ids) > max_length:
-            report.skip("longer than max_length", f"row {i + 1}", f"{len(ids)} > {max_length} tokens")
-            errors.append(f"row {i + 1}: {len(ids)} tokens > max_length={max_length} (overlong: drop)")
+            where = report.drop(i, "longer than max_length", f"{len(ids)} > {max_length} tokens")
+            errors.append(f"{where}: {len(ids)} tokens > max_length={max_length} (overlong: drop)")
             continue
         columns["input_ids"].append(ids)
-        report.tokens += len(ids)
+        report.tokens_per_epoch += len(ids)
         if mask is not None:
             columns["assistant_masks"].append(mask)
-            report.trained_tokens += sum(mask)
+            report.loss_tokens_per_epoch += sum(mask)
         else:
-            report.trained_tokens += len(ids)
+            report.loss_tokens_per_epoch += len(ids)
     if recipe.strict and errors:
-        raise DataError(_strict_message(errors))
-    report.rows_used = len(columns["input_ids"])
+        raise DataError(strict_message(errors))
+    report.finish()
     return Dataset.from_dict(columns)
 
 
@@ -207,7 +104,7 @@ def fingerprint(recipe: Recipe, tokenizer: Any, chat_template: str | None, key: 
             else []
         )
         sources.append([asdict(spec), files])
-    keys = ("task", "max_length", "overlong", "seed", "strict")
+    keys = ("task", "max_length", "overlong", "seed", "strict", "dedup")
     state = {
         "v": CACHE_VERSION,
         "sources": sources,
@@ -236,18 +133,19 @@ def build_dataset(recipe: Recipe, tokenizer: Any, chat_template: str | None, key
     tokenized = recipe.task in ("sft", "cpt")
     use_cache = tokenized and os.environ.get("QWEN_RECIPES_NO_CACHE") != "1"
     cache_dir = cache_root() / fingerprint(recipe, tokenizer, chat_template, key) if use_cache else None
+    if recipe.data_problems:
+        raise DataError("\n".join(recipe.data_problems))
     if cache_dir and (cache_dir / "report.json").exists():
         saved = json.loads((cache_dir / "report.json").read_text())
-        report = DataReport(**{**saved, "skipped": Counter(saved["skipped"]), "cache": f"hit {cache_dir}"})
+        report = DataReport.from_dict(saved, cache=f"hit {cache_dir}")
         return load_from_disk(str(cache_dir / "dataset")), report
     report = DataReport()
     rows = canonical_rows(recipe, key, report)
-    if not rows:
-        raise DataError(f"no usable rows in {key}: {report.summary()}; first problems: {report.first_skip}")
     if tokenized:
         dataset = tokenize_rows(recipe, rows, tokenizer, chat_template, report)
+        if not len(dataset):
+            raise DataError(f"no usable rows in {key} after tokenization: {report.summary()}")
     else:
-        report.rows_used = len(rows)
         dataset = Dataset.from_list(rows)
     if cache_dir:
         tmp = cache_dir.with_name(f"{cache_dir.name}.{os.getpid()}.tmp")

@@ -1,12 +1,17 @@
 """Read raw rows from local files/folders or the Hugging Face Hub, keeping where each row came from.
 
-JSONL is read line by line here (not through `datasets`) so that a bad line is skipped and counted with its
-file and line number instead of failing the whole load, and so that `--strict` can name it.
+Local files are read here, not through `datasets`: JSONL and CSV line by line, so a bad line is skipped and counted
+with its file and line number instead of failing the whole load (and `--strict` can name it); CSV cells stay the text
+the file holds (no type inference turning answers into ints); Parquet through pyarrow. No heavy import, so
+`--dry-run` reads a bounded sample of every local source through the same code as training.
 """
 
 from __future__ import annotations
 
+import csv
+import itertools
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +30,16 @@ class DataError(UserError):
 
 
 def is_local(spec: DatasetSpec) -> bool:
-    """Whether a data source is a local file or folder (else a Hub id)."""
-    return Path(spec.path).exists()
+    """Whether a data source is a local file or folder (else a Hub id). Recipe loading made local paths absolute."""
+    path = Path(spec.path)
+    return path.is_absolute() and path.exists()
+
+
+def command_line_path(path: str) -> str:
+    """A data path typed on a command line: absolute when it exists under the current directory (where it was
+    typed), else unchanged (a Hub id). Recipes anchor theirs to the recipe's folder instead (recipe/load.py)."""
+    p = Path(path).expanduser()
+    return str(p.resolve()) if p.exists() else path
 
 
 def local_files(path: Path) -> list[Path]:
@@ -39,19 +52,27 @@ def local_files(path: Path) -> list[Path]:
     return files
 
 
-def iter_rows(spec: DatasetSpec, streaming: bool = False) -> Iterator[tuple[str, dict[str, Any] | SkipRow]]:
-    """Yield (where, row) for every row of a source; unreadable rows come as `SkipRow`, in place.
+def iter_rows(
+    spec: DatasetSpec, streaming: bool = False, limit: int | None = None
+) -> Iterator[tuple[str, dict[str, Any] | SkipRow]]:
+    """Yield (where, row) for every row of a source (the first `limit` only); unreadable rows come as `SkipRow`.
 
     `streaming` reads a Hub dataset lazily (only as far as the caller iterates) instead of downloading it whole.
     """
-    if not is_local(spec):
-        yield from _iter_hub(spec, streaming)
-        return
-    for f in local_files(Path(spec.path)):
+    rows = _iter_hub(spec, streaming or limit is not None) if not is_local(spec) else _iter_local(Path(spec.path))
+    yield from rows if limit is None else itertools.islice(rows, limit)
+
+
+def _iter_local(path: Path) -> Iterator[tuple[str, dict[str, Any] | SkipRow]]:
+    for f in local_files(path):
         if f.suffix == ".jsonl" or (f.suffix == ".json" and _looks_jsonl(f)):
             yield from _iter_jsonl(f)
+        elif f.suffix == ".json":
+            yield from _iter_json_array(f)
+        elif f.suffix == ".csv":
+            yield from _iter_csv(f)
         else:
-            yield from _iter_with_datasets(f)
+            yield from _iter_parquet(f)
 
 
 def _looks_jsonl(path: Path) -> bool:
@@ -82,13 +103,53 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any] | SkipRow]]:
             yield where, row
 
 
-def _iter_with_datasets(path: Path) -> Iterator[tuple[str, dict[str, Any] | SkipRow]]:
-    from datasets import load_dataset
+def _iter_json_array(path: Path) -> Iterator[tuple[str, dict[str, Any] | SkipRow]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(
+            f"{path}: not valid JSON ({e}); write JSON lines (one object per line) or a JSON array"
+        ) from None
+    if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
+        n = len(next(iter(data.values())))  # columns -> rows, as `datasets` reads a dict of lists
+        data = [{k: (v[i] if i < len(v) else None) for k, v in data.items()} for i in range(n)]
+    if not isinstance(data, list):
+        raise DataError(f"{path}: a JSON data file must hold an array of objects (or be JSON lines)")
+    for i, row in enumerate(data, start=1):
+        where = f"{path}:item {i}"
+        if isinstance(row, dict):
+            yield where, row
+        else:
+            yield where, SkipRow("invalid JSON", f"a row must be a JSON object, got {type(row).__name__}")
 
-    kind = LOCAL_SUFFIXES[path.suffix]
-    ds = load_dataset(kind, data_files=str(path), split="train")
-    for i, row in enumerate(ds):
-        yield f"{path}:row {i + 1}", row
+
+EXTRA = "\0extra"  # DictReader's key for the cells beyond the header
+
+
+def _iter_csv(path: Path) -> Iterator[tuple[str, dict[str, Any] | SkipRow]]:
+    # Undecodable bytes become U+FFFD, which the row formats count as non-UTF-8.
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+        reader = csv.DictReader(fh, restkey=EXTRA)
+        start = reader.line_num + 2  # the row after the header
+        for row in reader:
+            where = f"{path}:{start}"
+            start = reader.line_num + 1
+            if EXTRA in row:
+                header = len(reader.fieldnames or [])
+                yield where, SkipRow("invalid CSV", f"{header + len(row[EXTRA])} fields, the header has {header}")
+                continue
+            yield where, row
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[str, dict[str, Any] | SkipRow]]:
+    import pyarrow.parquet as pq
+
+    i = 0
+    for batch in pq.ParquetFile(str(path)).iter_batches(batch_size=1000):
+        for row in batch.to_pylist():
+            i += 1
+            yield f"{path}:row {i}", row
 
 
 def _iter_hub(spec: DatasetSpec, streaming: bool = False) -> Iterator[tuple[str, dict[str, Any] | SkipRow]]:
@@ -97,25 +158,13 @@ def _iter_hub(spec: DatasetSpec, streaming: bool = False) -> Iterator[tuple[str,
     try:
         ds = load_dataset(spec.path, spec.name, split=spec.split, revision=spec.revision, streaming=streaming)
     except Exception as e:  # offline, typo, gated: say which source and what to do
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise DataError(
             f"dataset {spec.path!r} is neither a local file/folder nor loadable from the Hub ({type(e).__name__}: "
-            f"{e}); check the path (relative to the recipe) or the Hub id, and HF_HUB_OFFLINE"
+            f"{first}); check the path (relative to the recipe) or the Hub id, and HF_HUB_OFFLINE"
         ) from None
     for i, row in enumerate(ds):
         yield f"{spec.path}[{spec.split}]:row {i + 1}", row
-
-
-def count_rows_fast(spec: DatasetSpec) -> int | None:
-    """Row count without parsing (for --dry-run): non-empty lines of local JSONL, else None."""
-    if not is_local(spec):
-        return None
-    total = 0
-    for f in local_files(Path(spec.path)):
-        if f.suffix != ".jsonl":
-            return None
-        with f.open("rb") as fh:
-            total += sum(1 for line in fh if line.strip())
-    return total
 
 
 def write_jsonl(path: str | Path, rows: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> Path:

@@ -128,9 +128,24 @@ def resolve_base_model_id(run: Run, override: str | None = None) -> tuple[str, s
             queue += _ids_in_folder(Path(value))
     raise CardError(
         f"{run.output_dir}: cannot find the hub id of the base model; only local paths are recorded "
-        f"({', '.join(sorted(seen)) or 'none'}). The Hub rejects a local path as base_model: set "
-        "`base_model_id: Qwen/Qwen3-0.6B` (the real id) in the recipe, or pass --base-model-id"
+        f"({', '.join(sorted(seen)) or 'none'}). The Hub rejects a local path as base_model: set `base_model_id:` "
+        "in the recipe to the Hub id of the checkpoint the run started from, or pass --base-model-id ORG/NAME. A "
+        "tiny random test model has no such id and cannot be pushed as a real model"
     )
+
+
+PEFT_PLACEHOLDER = "[More Information Needed]"  # PEFT's save_pretrained writes a model-card template full of these
+
+
+def remove_foreign_cards(output_dir: str | Path) -> int:
+    """Delete README.md files PEFT wrote (its placeholder card) in an output folder and its checkpoints; the count."""
+    out = Path(output_dir)
+    removed = 0
+    for path in [out / "README.md", *sorted(out.glob("checkpoint-*/README.md"))]:
+        if path.is_file() and PEFT_PLACEHOLDER in path.read_text(encoding="utf-8", errors="ignore"):
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def license_for(base_id: str, override: str | None = None) -> dict[str, str]:
@@ -213,8 +228,10 @@ def build_card(
     base_model_id: str | None = None,
     license: str | None = None,
     repo_id: str | None = None,
+    parameters: int | None = None,
 ) -> Any:
-    """A `huggingface_hub.ModelCard` for an output folder (metadata checked offline)."""
+    """A `huggingface_hub.ModelCard` for an output folder (metadata checked offline); `parameters` of the base
+    when the caller counted them (a staged folder names its base by Hub id only)."""
     from huggingface_hub import ModelCard, ModelCardData
 
     run = load_run(output_dir)
@@ -222,7 +239,7 @@ def build_card(
     meta = card_metadata(run, base_id, license)
     if problems := check_metadata(meta):
         raise CardError(f"{run.output_dir}: invalid card metadata: " + "; ".join(problems))
-    params = count_parameters(run)
+    params = parameters if parameters is not None else count_parameters(run)
     notice = QWEN_LICENCE_NOTICE if meta.get("license_name") in ("qwen", "qwen-research") else None
     body = render_body(run, meta, base_source=source, repo_id=repo_id, parameters=params, notice=notice)
     return ModelCard(f"---\n{ModelCardData(**meta).to_yaml()}\n---\n\n{body}")
@@ -234,9 +251,10 @@ def write_model_card(
     base_model_id: str | None = None,
     license: str | None = None,
     repo_id: str | None = None,
+    parameters: int | None = None,
 ) -> Path:
     """Write README.md (to `dest`, default `output_dir/README.md`) and return its path."""
-    card = build_card(output_dir, base_model_id=base_model_id, license=license, repo_id=repo_id)
+    card = build_card(output_dir, base_model_id, license, repo_id, parameters)
     path = Path(dest) if dest else Path(output_dir) / "README.md"
     card.save(path)
     return path

@@ -89,6 +89,13 @@ def gpu_hours(report: dict[str, Any]) -> float | None:
     return wall * int(hw.get("device_count") or 1) / 3600 if hw.get("device") == "cuda" and wall else None
 
 
+COST_ALIASES = {"tokens": "tokens seen"}
+
+
+def _count(n: Any) -> str | None:
+    return f"{n:,}" if isinstance(n, int) and n else None
+
+
 def _run_rows(run: Run) -> list[tuple[str, Any]]:
     rep = run.report
     if not rep:
@@ -106,7 +113,13 @@ def _run_rows(run: Run) -> list[tuple[str, Any]]:
         ("GPU-hours", f"{hours:.3f}" if hw.get("device") == "cuda" and hours is not None else "n/a (CPU run)"),
         ("started / ended", f"{rep.get('started_at')} / {rep.get('ended_at')}"),
         ("resume segments", len(segments or rep.get("segments") or []) or None),
-        ("tokens trained (no padding)", f"{rep['tokens_trained']:,}" if rep.get("tokens_trained") else None),
+        (
+            "tokens seen (all epochs, prompts included, no padding)",
+            _count(rep.get("tokens_seen", rep.get("tokens_trained"))),
+        ),
+        ("tokens seen per epoch", _count(rep.get("tokens_seen_per_epoch"))),
+        ("loss tokens per epoch", _count(rep.get("loss_tokens_per_epoch"))),
+        ("loss tokens, all epochs (estimate)", _count(rep.get("loss_tokens_estimate"))),
         ("steps / epochs", f"{rep.get('steps')} / {rep.get('epochs')}"),
         ("loss first / final / min", " / ".join(f"{loss[k]:.4f}" for k in ("first", "final", "min") if k in loss)),
         ("peak memory", f"{rep['peak_memory_bytes'] / 2**30:.1f} GiB" if rep.get("peak_memory_bytes") else None),
@@ -114,7 +127,8 @@ def _run_rows(run: Run) -> list[tuple[str, Any]]:
     if isinstance(cost, dict) and cost:
         from qwen_recipes.cost.versus import predicted_rows
 
-        rows += [(f"cost: {k}", v) for k, v in cost.items() if not isinstance(v, (dict, list))]
+        # The cost block's `tokens` is the same count as "tokens seen"; named so here too.
+        rows += [(f"cost: {COST_ALIASES.get(k, k)}", v) for k, v in cost.items() if not isinstance(v, (dict, list))]
         rows += predicted_rows(cost)  # measured beside what `qwen-recipes estimate` predicts, with the ratio
     else:
         rows.append(("cost", "not recorded"))

@@ -88,7 +88,7 @@ def stage(
     staging: str | Path,
     repo_id: str | None = None,
     merged: bool = False,
-    dtype: str = "bf16",
+    dtype: str | None = None,
     base_model_id: str | None = None,
     license: str | None = None,
 ) -> list[Path]:
@@ -103,28 +103,77 @@ def stage(
         raise PushError(f"--merged: {output_dir} holds no adapter (it is already a full model); drop --merged")
     if not is_adapter and not (output_dir / "config.json").exists():
         raise PushError(f"{output_dir}: neither adapter_config.json nor config.json; nothing to push")
+    from qwen_recipes.outputs.card import count_parameters, load_run, resolve_base_model_id
+    from qwen_recipes.outputs.portable import NotPortable, check_claimed_base, check_portable, is_random_base
+
+    try:
+        run = load_run(output_dir)
+        if is_random_base(run.recipe, run.report):
+            raise PushError(
+                f"{output_dir} was trained on a tiny RANDOM test model "
+                f"({run.recipe.get('model_name_or_path') or run.report.get('model_name_or_path')}): its weights are "
+                "random, it is no published model, and it cannot be pushed as a real model under any base id. "
+                "Train on a real base (model_name_or_path: a Hub id) to get something to push"
+            )
+        base_id, _ = resolve_base_model_id(run, base_model_id)
+        print(f"base model: {check_claimed_base(output_dir, run, base_id)}")
+    except (CardError, NotPortable) as e:
+        raise PushError(str(e)) from e
+    parameters = count_parameters(run)  # from the local base, before the staged files name it by its Hub id
     _fresh_staging(staging, output_dir)
     if merged:
         from qwen_recipes.outputs.merge import MergeError, merge_adapter
 
         try:
-            merge_adapter(output_dir, staging, dtype=dtype)
+            merge_adapter(output_dir, staging, dtype=dtype, card=False)
         except MergeError as e:
             raise PushError(str(e)) from e
     for rel in _allowed(output_dir, merged):
-        if rel == "recipe.resolved.yaml":
-            values = yaml.safe_load((output_dir / rel).read_text()) or {}
-            clean = scrub_values(values)
-            (staging / rel).write_text(yaml.safe_dump(clean, sort_keys=False, allow_unicode=True))
+        (staging / rel).unlink(missing_ok=True)
+        if rel in PORTABLE_FILES:
+            _write_portable(output_dir / rel, staging / rel, base_id)
         else:
-            (staging / rel).unlink(missing_ok=True)
             _link_or_copy(output_dir / rel, staging / rel)
+    for rel in ("config.json", "run_report.json", "recipe.resolved.yaml"):  # a merge writes its own copies
+        if merged and (staging / rel).is_file() and rel not in _allowed(output_dir, merged):
+            _write_portable(staging / rel, staging / rel, base_id)
     try:
         # The card is written fresh into staging (never peft's README, whose base_model is a local path).
-        write_model_card(staging, staging / "README.md", base_model_id, license, repo_id)
-    except CardError as e:
+        write_model_card(staging, staging / "README.md", base_id, license, repo_id, parameters=parameters)
+        files = sorted(p for p in staging.rglob("*") if p.is_file())
+        check_portable([p for p in files if p.name not in TOKENIZER_FILES], staging, TEXT_SUFFIXES, output_dir)
+    except (CardError, NotPortable) as e:
         raise PushError(str(e)) from e
-    return sorted(p for p in staging.rglob("*") if p.is_file())
+    return files
+
+
+# Files staged through `_write_portable`: a Hub id for the base, no local path, no secret.
+PORTABLE_FILES = ("adapter_config.json", "config.json", "recipe.resolved.yaml", "run_report.json")
+
+
+def _write_portable(src: Path, dst: Path, base_id: str) -> None:
+    """Copy a run file with the base named by its Hub id, local paths made portable and secrets dropped."""
+    import json
+
+    from qwen_recipes.outputs.card_body import is_hub_id
+    from qwen_recipes.outputs.portable import portable
+
+    if src.suffix == ".json":
+        data = json.loads(src.read_text())
+        if "base_model_name_or_path" in data:  # adapter_config.json: loadable from the Hub by this id
+            data["base_model_name_or_path"] = base_id
+        for key in ("_name_or_path", "model_name_or_path"):
+            if data.get(key) and not is_hub_id(data[key]):
+                data[key] = base_id
+        if isinstance(data.get("data"), dict):
+            data["data"].pop("cache", None)  # where this machine cached the tokenized data
+        dst.write_text(json.dumps(portable(data), indent=2) + "\n")
+        return
+    values = scrub_values(yaml.safe_load(src.read_text()) or {})
+    if values.get("model_name_or_path") and not is_hub_id(values["model_name_or_path"]):
+        values["model_name_or_path"] = base_id
+    text = yaml.safe_dump(portable(values), sort_keys=False, allow_unicode=True)
+    dst.write_text("# resolved recipe of this run (bases merged, overrides applied; local paths shortened)\n" + text)
 
 
 def check_no_token(files: list[Path], token: str | None) -> None:
@@ -248,7 +297,11 @@ def push_main(argv: list[str]) -> int:
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--revision", help="branch to push to (created if missing; default main)")
     parser.add_argument("--merged", action="store_true", help="merge the adapter into its base and push the model")
-    parser.add_argument("--dtype", default="bf16", choices=("bf16", "fp16", "fp32"), help="dtype of a --merged model")
+    parser.add_argument(
+        "--dtype",
+        choices=("bf16", "fp16", "fp32"),
+        help="dtype of a --merged model (default bf16; fp32 for an fp32 base)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="write the staging folder and list it; upload nothing")
     parser.add_argument("--staging", help="staging folder (default: OUTPUT_DIR-hub next to the output)")
     parser.add_argument("--base-model-id", help="hub id of the base model when the run only recorded a local path")

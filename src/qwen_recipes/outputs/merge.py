@@ -11,6 +11,7 @@ import argparse
 import json
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -78,18 +79,45 @@ def settle_tied_embeddings(model: Any) -> bool:
     return bool(same)
 
 
-def merge_adapter(output_dir: str | Path, out: str | Path, dtype: str = "bf16", base: str | None = None) -> Path:
-    """Merge the adapter in `output_dir` into its base, save safetensors shards, tokenizer, run files and card."""
+def base_dtype(base: str) -> str | None:
+    """The dtype a base model's config.json records ('fp32', 'bf16', 'fp16'), when its config is on this machine."""
+    from qwen_recipes.training.model import require_model
+
+    path = Path(base) / "config.json"
+    if not path.is_file() and require_model(base) == "cache":
+        from huggingface_hub import try_to_load_from_cache
+
+        path = Path(str(try_to_load_from_cache(base, "config.json")))
+    if not path.is_file():
+        return None
+    cfg = json.loads(path.read_text())
+    recorded = cfg.get("dtype") or cfg.get("torch_dtype") or (cfg.get("text_config") or {}).get("dtype")
+    return {v: k for k, v in DTYPES.items()}.get(str(recorded))
+
+
+def merge_adapter(
+    output_dir: str | Path,
+    out: str | Path,
+    dtype: str | None = None,
+    base: str | None = None,
+    base_model_id: str | None = None,
+    card: bool = True,
+) -> Path:
+    """Merge the adapter in `output_dir` into its base, save safetensors shards, tokenizer, run files and card.
+
+    `dtype` None: bf16, or fp32 when the base itself is stored in fp32 (a merge must not halve its precision).
+    """
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     output_dir, out = Path(output_dir), Path(out)
+    base = base or adapter_base(output_dir)
+    dtype = dtype or ("fp32" if base_dtype(base) == "fp32" else "bf16")
     if dtype not in DTYPES:
         raise MergeError(f"--dtype {dtype!r} is not supported; choose one of {', '.join(DTYPES)}")
     if out.resolve() == output_dir.resolve():
         raise MergeError(f"--out {out} is the adapter folder itself; choose a new folder so the adapter stays intact")
-    base = base or adapter_base(output_dir)
     # The merge is done in fp32 whatever the adapter was trained on (a QLoRA adapter is merged onto the
     # full-precision base, never the 4-bit one), then cast once, so rounding happens a single time.
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
@@ -99,7 +127,9 @@ def merge_adapter(output_dir: str | Path, out: str | Path, dtype: str = "bf16", 
     was_tied = bool(getattr(model.config, "tie_word_embeddings", False))
     _untie_head(model)
     model = PeftModel.from_pretrained(model, str(output_dir), is_trainable=False)
-    merged = model.merge_and_unload()
+    with warnings.catch_warnings():  # PEFT warns that merging untied the head; settle_tied_embeddings decides below
+        warnings.filterwarnings("ignore", message="Input and output embeddings are no longer tied")
+        merged = model.merge_and_unload()
     tied = settle_tied_embeddings(merged) if was_tied else False
     merged = merged.to(getattr(torch, DTYPES[dtype]))
     if was_tied and tied:
@@ -111,10 +141,12 @@ def merge_adapter(output_dir: str | Path, out: str | Path, dtype: str = "bf16", 
     if gen.exists():  # the training run's eos/pad settings win over the base's
         shutil.copy2(gen, out / "generation_config.json")
     _copy_run_files(output_dir, out)
+    if not card:
+        return out
     from qwen_recipes.outputs.card import CardError, write_model_card
 
     try:
-        write_model_card(out)
+        write_model_card(out, base_model_id=base_model_id)
     except CardError as e:  # the weights are fine; only the card needs a hub id the run did not record
         print(f"qwen-recipes merge: model card not written: {e}", file=sys.stderr)
     return out
@@ -129,16 +161,27 @@ def _copy_run_files(src: Path, dst: Path) -> None:
 
 
 def merge_main(argv: list[str]) -> int:
-    """`qwen-recipes merge OUTPUT_DIR --out DIR [--dtype bf16]`."""
-    parser = argparse.ArgumentParser(prog="qwen-recipes merge", description=merge_main.__doc__)
+    """`qwen-recipes merge OUTPUT_DIR --out DIR [--dtype bf16|fp16|fp32] [--base B] [--base-model-id ID]`."""
+    parser = argparse.ArgumentParser(
+        prog="qwen-recipes merge",
+        description="Merge a LoRA/DoRA/QLoRA adapter into its base (in fp32) and save a plain model, its tokenizer, "
+        "run files and card. Saved in bf16 by default, or fp32 when the base itself is stored in fp32.",
+    )
     parser.add_argument("output_dir", help="training output folder holding adapter_model.safetensors")
     parser.add_argument("--out", required=True, help="folder for the merged model (created)")
-    parser.add_argument("--dtype", default="bf16", choices=sorted(DTYPES), help="dtype of the saved weights")
+    parser.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        help="dtype of the saved weights (default: bf16; fp32 when the base's config.json says float32)",
+    )
     parser.add_argument("--base", help="base model path or hub id (default: adapter_config base_model_name_or_path)")
+    parser.add_argument(
+        "--base-model-id", help="hub id of the base for the card, when the run only recorded a local path"
+    )
     args = parser.parse_args(argv)
     try:
-        out = merge_adapter(args.output_dir, args.out, dtype=args.dtype, base=args.base)
-    except MergeError as e:
+        out = merge_adapter(args.output_dir, args.out, args.dtype, args.base, args.base_model_id)
+    except UserError as e:
         print(f"qwen-recipes merge: {e}", file=sys.stderr)
         return 2
     print(f"merged model written to {out}")

@@ -61,6 +61,8 @@ def build_report(
     curve = loss_history(state.log_history)
     losses = [loss for _, loss in curve]
     cost = cost_block(meter, previous=previous)
+    epochs = round(float(state.epoch or 0.0), 4)
+    loss_per_epoch = getattr(data_report, "loss_tokens_per_epoch", 0) or None
     return {
         "recipe": str(recipe.path),
         "task": recipe.task,
@@ -71,12 +73,18 @@ def build_report(
         "ended_at": cost["ended_at"],
         "wall_seconds": cost["wall_seconds"],
         "hardware": hardware(recipe),
-        # ORPO/CPO batches have no `input_ids`, so the Trainer cannot count them: say unknown rather than 0.
-        "tokens_trained": int(state.num_input_tokens_seen)
+        # Every token the model was fed (prompts included, padding not), all epochs: the Trainer's count. ORPO/CPO
+        # batches have no `input_ids`, so the Trainer cannot count them: say unknown rather than 0.
+        "tokens_seen": int(state.num_input_tokens_seen)
         if state.num_input_tokens_seen or not state.global_step
         else None,
+        "tokens_seen_per_epoch": getattr(data_report, "tokens_per_epoch", 0) or None,
+        # Tokens that carry loss (assistant turns for SFT; every token for CPT): counted per epoch of the data; the
+        # total is that times the epochs run (a partial epoch is assumed to hold its share).
+        "loss_tokens_per_epoch": loss_per_epoch,
+        "loss_tokens_estimate": round(loss_per_epoch * epochs) if loss_per_epoch else None,
         "steps": int(state.global_step),
-        "epochs": round(float(state.epoch or 0.0), 4),
+        "epochs": epochs,
         "rows": {"used": data_report.rows_used, "read": data_report.rows_read, "skipped": dict(data_report.skipped)},
         "data": data_report.to_dict(),
         "loss": {"first": losses[0], "final": losses[-1], "min": min(losses)} if losses else None,
@@ -133,8 +141,12 @@ def write_report(report: dict[str, Any], output_dir: Path) -> Path:
     return path
 
 
-def _tokens(n: int | None) -> str:
-    return f"{n:,}" if n is not None else "untracked"
+def _tokens(report: dict[str, Any]) -> str:
+    seen = report.get("tokens_seen")
+    text = f"{seen:,} tokens seen" if seen is not None else "tokens seen: untracked"
+    if report.get("loss_tokens_estimate"):
+        text += f" (~{report['loss_tokens_estimate']:,} loss tokens)"
+    return text
 
 
 def summary(report: dict[str, Any], output_dir: Path) -> str:
@@ -147,7 +159,8 @@ def summary(report: dict[str, Any], output_dir: Path) -> str:
         else f"CPU ({hw['device_name']})"
     ) + f", world size {hw['world_size']}"
     lines = [
-        f"done: {report['steps']} steps, {_tokens(report['tokens_trained'])} tokens in {report['wall_seconds']:.1f} s on {where}"
+        f"done: {report['steps']} steps ({report['epochs']:g} epochs), {_tokens(report)} in "
+        f"{report['wall_seconds']:.1f} s on {where}"
     ]
     if loss:
         lines.append(f"loss: {loss['first']:.4f} -> {loss['final']:.4f} (min {loss['min']:.4f})")
@@ -164,14 +177,20 @@ def summary(report: dict[str, Any], output_dir: Path) -> str:
 
 
 def write_card(output_dir: Path, random_init: bool = False) -> None:
-    """Write the model card (README.md); a card that cannot be honest (no Hub id for the base) is only a warning."""
-    from qwen_recipes.outputs.card import CardError, write_model_card
+    """Write our model card (README.md). When none can be honest (a random base, no Hub id for the base), say why,
+    and leave no card at all: PEFT's boilerplate README (a local-path `base_model`) is removed, here and in
+    checkpoints."""
+    from qwen_recipes.outputs.card import CardError, remove_foreign_cards, write_model_card
 
+    removed = remove_foreign_cards(output_dir)
     if random_init:  # a tiny random base has no Hub id to name; real runs get a card
-        print("model card: not written (the base is a tiny random model with no Hub id)")
+        print(
+            "model card: none (the base is a tiny RANDOM test model, not a published one: there is nothing true to "
+            "name as base_model, and it cannot be pushed as a real model)"
+            + ("; PEFT's placeholder README.md removed" if removed else "")
+        )
         return
-
     try:
         write_model_card(output_dir)
     except CardError as e:
-        print(f"warning: no model card written: {e}")
+        print(f"warning: no model card written: {e}" + (" (PEFT's placeholder README.md removed)" if removed else ""))

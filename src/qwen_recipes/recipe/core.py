@@ -63,6 +63,7 @@ class Recipe:
     path: Path
     values: dict[str, Any]
     origin: dict[str, str] = field(default_factory=dict)
+    data_problems: list[str] = field(default_factory=list)  # data paths neither on disk nor Hub ids (load.py)
 
     def get(self, key: str) -> Any:
         """The recipe's value of `key`, else its default (ours, else TRL's); KeyError for a key no schema has."""

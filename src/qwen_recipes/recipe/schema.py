@@ -46,8 +46,14 @@ class DatasetSpec:
         "{instruction: question, output: answer}. Fields: messages, text, instruction, input, output, system, "
         "prompt, completion, chosen, rejected, reasoning.",
     )
-    samples: int | None = _f(None, "Use exactly this many rows (shuffled with the recipe seed; repeats if larger).")
-    weight: float | None = _f(None, "Scale the row count: 0.5 keeps half (shuffled), 2.0 repeats every row twice.")
+    samples: int | None = _f(
+        None,
+        "Use exactly this many rows, shuffled with the recipe seed; a source with fewer usable rows is an error "
+        "(use weight: to repeat rows).",
+    )
+    weight: float | None = _f(
+        None, "Scale the usable row count: 0.5 keeps half (shuffled), 2.0 repeats every row twice. Not with samples."
+    )
     system_prompt: str | None = _f(None, "System message added to rows that have none.")
     preprocess: str | None = _f(
         None, "Name of a registered row converter applied first (e.g. 's1k', 's1k_1.1'); see qwen_recipes.data.formats."
@@ -94,6 +100,10 @@ class RecipeArgs:
     datasets: list[DatasetSpec] = _f([], "Training data sources (a mixture when several).")
     eval_datasets: list[DatasetSpec] = _f([], "Evaluation data sources.")
     strict: bool = _f(False, "Turn every skipped row into an error naming its file and row.")
+    dedup: bool = _f(
+        False,
+        "Drop exact duplicate rows (compared after conversion, across all sources). They are counted either way.",
+    )
     overlong: Literal["truncate", "drop"] = _f(
         "truncate", "Rows longer than max_length: truncate them (TRL) or drop them (counted in the run report)."
     )

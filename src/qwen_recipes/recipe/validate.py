@@ -51,7 +51,7 @@ def validate(values: dict[str, Any], origin: dict[str, str], path: Path) -> Reci
             problems.append(f"{where}: key {key!r} is set by method; write 'method: {METHOD_KEYS[key]}' instead")
             continue
         if key in ours:
-            out[key] = _check_ours(key, value, where, problems)
+            out[key] = _check_ours(key, value, where, problems, origin)
         elif key in trl:
             expected = TYPE_OVERRIDES.get(key, trl[key]["type"])
             out[key] = check_type(key, value, expected, where, problems)
@@ -126,9 +126,9 @@ def _field_type(f: Any) -> str:
     return t
 
 
-def _check_ours(key: str, value: Any, where: str, problems: list[str]) -> Any:
+def _check_ours(key: str, value: Any, where: str, problems: list[str], origin: dict[str, str] | None = None) -> Any:
     if key in ("datasets", "eval_datasets"):
-        return _check_datasets(key, value, where, problems)
+        return _check_datasets(key, value, where, problems, origin or {})
     if key == "reported":
         return _check_block(key, value, Reported, where, problems)
     if key == "base":
@@ -154,24 +154,59 @@ def _check_block(key: str, value: Any, cls: type, where: str, problems: list[str
     return out
 
 
-def _check_datasets(key: str, value: Any, where: str, problems: list[str]) -> list[dict[str, Any]]:
+def _check_datasets(
+    key: str, value: Any, where: str, problems: list[str], origin: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Each data source entry, its problems at the entry's own line (`origin` holds `datasets[0].format` lines)."""
     if isinstance(value, (str, dict)):
         value = [value]
     if not isinstance(value, list):
         problems.append(f"{where}: {key} must be a list of data sources (each a path or a mapping with 'path')")
         return []
+    known = nested_fields(DatasetSpec)
     out = []
     for i, item in enumerate(value):
+        name = f"{key}[{i}]"
+        at = origin.get(name) or where
+
+        def line(field: str, at: str = at, name: str = name) -> str:
+            return origin.get(f"{name}.{field}") or at
+
+        if item is None or item == "" or item == {}:
+            problems.append(
+                f"{at}: {name} is empty; each entry is a path or a mapping with 'path', e.g. '- path: data/train.jsonl'"
+            )
+            continue
         if isinstance(item, str):
             item = {"path": item}
-        checked = _check_block(f"{key}[{i}]", item, DatasetSpec, where, problems)
-        if isinstance(checked, dict):
-            if not checked.get("path"):
-                problems.append(f"{where}: {key}[{i}] needs a 'path' (a local file/folder or a Hub dataset id)")
-            fmt = checked.get("format", "auto")
-            if fmt not in DATA_FORMATS:
-                problems.append(f"{where}: {key}[{i}].format={fmt!r} must be one of {', '.join(DATA_FORMATS)}")
-            out.append(checked)
+        if not isinstance(item, dict):
+            problems.append(f"{at}: {name} must be a path or a mapping with 'path', got {type(item).__name__}")
+            continue
+        checked: dict[str, Any] = {}
+        for k, v in item.items():
+            if k not in known:
+                problems.append(f"{line(k)}: unknown key {name}.{k}{did_you_mean(str(k), sorted(known))}")
+                continue
+            checked[k] = check_type(f"{name}.{k}", v, _field_type(known[k]), line(k), problems)
+        if not checked.get("path"):
+            problems.append(f"{at}: {name} needs a 'path' (a local file/folder or a Hub dataset id)")
+        fmt = checked.get("format", "auto")
+        if fmt not in DATA_FORMATS:
+            problems.append(
+                f"{line('format')}: {name}.format={fmt!r}{did_you_mean(str(fmt), list(DATA_FORMATS))} must be one "
+                f"of {', '.join(DATA_FORMATS)}"
+            )
+        samples, weight = checked.get("samples"), checked.get("weight")
+        if isinstance(samples, int) and not isinstance(samples, bool) and samples < 1:
+            problems.append(f"{line('samples')}: {name}.samples={samples} must be a positive number of rows")
+        if isinstance(weight, (int, float)) and not isinstance(weight, bool) and not 0 < weight < float("inf"):
+            problems.append(
+                f"{line('weight')}: {name}.weight={weight} must be a positive finite number (0.5 keeps half the rows, 2.0 repeats "
+                "them twice); remove the entry to leave the source out"
+            )
+        if samples is not None and weight is not None:
+            problems.append(f"{at}: {name} sets both samples and weight; set one (samples: rows, weight: a factor)")
+        out.append(checked)
     return out
 
 
@@ -186,7 +221,8 @@ def _check_values(r: Recipe, problems: list[str]) -> None:
         bad("learning_rate", "must be positive")
     if not r.get("model_name_or_path"):
         problems.append("recipe: 'model_name_or_path' is required (a Hub id such as Qwen/Qwen3-8B, or a local path)")
-    if r.task != "grpo" and not r.get("datasets"):
+    entry_problems = any(re.search(r"(?<!eval_)datasets\[", p) for p in problems)  # entries given, all refused
+    if r.task != "grpo" and not r.get("datasets") and not entry_problems:
         problems.append("recipe: 'datasets' is required: a list of data sources, e.g. [{path: data/train.jsonl}]")
     if r.method == "full" and any(k.startswith("lora_") for k in r.values if r.origin.get(k) == COMMAND_LINE):
         problems.append(f"{COMMAND_LINE}: lora_* keys have no effect with method: full")

@@ -10,16 +10,90 @@ import os
 from typing import Any
 
 from qwen_recipes import families
+from qwen_recipes.errors import UserError
 from qwen_recipes.recipe import Recipe
 from qwen_recipes.training import precision
 
 
-def resolve_model_path(name: str) -> str:
-    """A loadable path or Hub id; `tiny:<family>` is materialised once in the cache."""
+def resolve_model_path(name: str, revision: str | None = None) -> str:
+    """A loadable path or Hub id; `tiny:<family>` is materialised once in the cache. Unreachable: one clean error."""
     from qwen_recipes.data.pipeline import cache_home
     from qwen_recipes.testbed import resolve_tiny
 
+    require_model(name, revision)
     return resolve_tiny(name, cache_home())
+
+
+class ModelNotFound(UserError):
+    """A model that is neither a local folder, nor in the Hugging Face cache, nor reachable on the Hub."""
+
+    label = "model not found"
+
+
+def require_model(name: str, revision: str | None = None, probe: bool = False) -> str:
+    """Where `name` will load from ('tiny', 'local', 'cache' or 'hub'), or `ModelNotFound` naming what was tried.
+
+    Torch-free; the Hub is contacted only with `probe` (one metadata request, no retries), which a run does before
+    loading so that an unreachable Hub is one clean error instead of a minute of retries and chained tracebacks.
+    """
+    from pathlib import Path
+
+    from qwen_recipes.testbed import tiny_family
+
+    if tiny_family(name) is not None:  # an unknown tiny:<family> is a user error listing the families
+        return "tiny"
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFound(f"model_name_or_path={name!r}: {path.resolve()} has no config.json; not a model folder")
+        return "local"
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.utils import HFValidationError
+
+    tried = f"a local folder {path.resolve()} (none)"
+    try:
+        cached = try_to_load_from_cache(name, "config.json", revision=revision)
+    except HFValidationError:  # not even a valid Hub id: only a local path was possible
+        raise ModelNotFound(
+            f"model_name_or_path={name!r}: no such local folder ({path.resolve()}) and not a Hub id (org/name); "
+            "fix the path"
+        ) from None
+    if isinstance(cached, str):
+        return "cache"
+    if constants.is_offline_mode():
+        raise ModelNotFound(
+            f"model_name_or_path={name!r} is not available offline. Tried: {tried}; the Hugging Face cache "
+            f"{constants.HF_HUB_CACHE} (not downloaded); the Hub (HF_HUB_OFFLINE is set). Fix: download it once "
+            f"online (`hf download {name}`), or set model_name_or_path to a local model folder"
+        )
+    if probe:
+        _probe_hub(name, revision, tried=f"{tried}; the Hugging Face cache {constants.HF_HUB_CACHE} (not downloaded)")
+    return "hub"
+
+
+def _probe_hub(name: str, revision: str | None, tried: str) -> None:
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    head = f"model_name_or_path={name!r}" + (f" (revision {revision})" if revision else "")
+    try:
+        HfApi().model_info(name, revision=revision, timeout=10)
+    except GatedRepoError:
+        raise ModelNotFound(
+            f"{head} is gated on the Hub: accept its terms on https://huggingface.co/{name} and log in "
+            "(`hf auth login` or HF_TOKEN)"
+        ) from None
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        raise ModelNotFound(
+            f"{head}: no such model on the Hub (or it is private: log in with `hf auth login`). Tried: {tried}; "
+            "the Hub. Fix: check the id, or set model_name_or_path to a local model folder"
+        ) from None
+    except Exception as e:  # network: DNS, refused, timeout
+        raise ModelNotFound(
+            f"{head} cannot be reached. Tried: {tried}; the Hub at {constants.ENDPOINT} ({type(e).__name__}). Fix: "
+            f"check the network, or download it where there is one (`hf download {name}`) and set "
+            "model_name_or_path to that folder (or HF_HUB_OFFLINE=1 to use the cache only)"
+        ) from None
 
 
 def compute_dtype(recipe: Recipe) -> str:
@@ -44,7 +118,7 @@ def model_config(recipe: Recipe) -> Any:
     from trl import ModelConfig
 
     kwargs = dict(recipe.model_kwargs())
-    kwargs["model_name_or_path"] = resolve_model_path(recipe.get("model_name_or_path"))
+    kwargs["model_name_or_path"] = resolve_model_path(recipe.get("model_name_or_path"), recipe.get("model_revision"))
     kwargs["dtype"] = compute_dtype(recipe)
     kwargs["use_peft"] = recipe.method in ("lora", "qlora")
     kwargs["load_in_4bit"] = recipe.method == "qlora"
@@ -60,7 +134,7 @@ def load_tokenizer(recipe: Recipe, chat: bool) -> Any:
     """The tokenizer, with the family's eos/pad convention: eos `<|im_end|>` for chat training, pad `<|endoftext|>`."""
     from transformers import AutoTokenizer
 
-    path = resolve_model_path(recipe.get("model_name_or_path"))
+    path = resolve_model_path(recipe.get("model_name_or_path"), recipe.get("model_revision"))
     tok = AutoTokenizer.from_pretrained(path, revision=recipe.get("model_revision"))
     family = families.find(model_type(recipe))
     spec = family.tokenizer if family else families.QWEN3.tokenizer  # every Qwen shares the ChatML convention
@@ -133,5 +207,5 @@ def model_type(recipe: Recipe) -> str | None:
         return family.model_type
     from transformers import AutoConfig
 
-    path = resolve_model_path(recipe.get("model_name_or_path"))
+    path = resolve_model_path(recipe.get("model_name_or_path"), recipe.get("model_revision"))
     return AutoConfig.from_pretrained(path, revision=recipe.get("model_revision")).model_type

@@ -33,7 +33,9 @@ def training_args(recipe: Recipe) -> Any:
     if recipe.task == "simpo":
         kwargs.setdefault("loss_type", "simpo")
         kwargs.setdefault("cpo_alpha", 0.0)
-    return import_config_class(recipe.config_class)(**kwargs)
+    from qwen_recipes.training.noise import trainer_kwargs
+
+    return import_config_class(recipe.config_class)(**trainer_kwargs(recipe, kwargs))
 
 
 def make_trainer(

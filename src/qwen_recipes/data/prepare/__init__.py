@@ -35,6 +35,13 @@ def prepare_main(argv: list[str]) -> int:
     return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
 
 
+# One `--tokenizer` convention for every preparer (what `load_tokenizer` accepts).
+TOKENIZER_HELP = (
+    "a model family (qwen2_5, qwen3, ...: the offline tokenizer, token ids identical to the published checkpoints'), "
+    "a local tokenizer folder, or a Hub id"
+)
+
+
 def load_tokenizer(name: str) -> Any:
     """A family name -> the offline tokenizer; anything else -> AutoTokenizer (a local folder or Hub id)."""
     from qwen_recipes.testbed import offline_tokenizer

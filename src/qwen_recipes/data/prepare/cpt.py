@@ -3,6 +3,9 @@
     qwen-recipes prepare cpt --source ja=data/samples/ja_cpt/ja_articles.jsonl \\
         --source en=data/samples/ja_cpt/en_articles.jsonl --ratio ja=7,en=3 --out outputs/cpt_mix.jsonl
 
+(from the repository root; offline: tokens are counted with the qwen2_5 family tokenizer unless --tokenizer says
+otherwise.)
+
 A source is `LABEL=PATH_OR_HUB_ID[,name=CONFIG][,split=SPLIT][,column=text][,max_docs=N]`, e.g.
 `ja=HuggingFaceFW/fineweb-2,name=jpn_Jpan` or `ja=wikimedia/wikipedia,name=20231101.ja`. Hub sources are streamed
 and read only as far as the token budget needs. Token counts include the `<|endoftext|>` the trainer appends to
@@ -21,12 +24,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from qwen_recipes.data.prepare import load_tokenizer
-from qwen_recipes.data.sources import DataError, write_jsonl
+from qwen_recipes.data.prepare import TOKENIZER_HELP, load_tokenizer
+from qwen_recipes.data.sources import DataError, command_line_path, write_jsonl
 from qwen_recipes.errors import UserError
 
 TOKENIZE_BATCH = 256
-DEFAULT_TOKENIZER = "Qwen/Qwen2.5-7B"  # Qwen2.5 and Qwen3 share one BPE vocabulary; offline: --tokenizer qwen2_5
+DEFAULT_TOKENIZER = "qwen2_5"  # offline, ids identical to Qwen/Qwen2.5-7B's (Qwen2.5 and Qwen3 share one vocabulary)
 # Hiragana, katakana (+ phonetic extensions, half-width), CJK ideographs (+ ext. A, compatibility), 々〆〇.
 JA_RANGES = (
     (0x3040, 0x309F),
@@ -132,7 +135,7 @@ def iter_texts(source: TextSource) -> Iterator[tuple[str, str | None]]:
     from qwen_recipes.data.sources import iter_rows
     from qwen_recipes.recipe.schema import DatasetSpec
 
-    spec = DatasetSpec(path=source.path, name=source.name, split=source.split)
+    spec = DatasetSpec(path=command_line_path(source.path), name=source.name, split=source.split)
     try:
         for where, row in iter_rows(spec, streaming=True):
             if isinstance(row, SkipRow):
@@ -319,7 +322,9 @@ def cpt_main(argv: list[str]) -> int:
     p.add_argument("--ratio", action="append", required=True, help="token ratio, e.g. ja=7,en=3")
     p.add_argument("--tokens", type=int, help="total tokens of the mixture (default: as many as the ratio allows)")
     p.add_argument(
-        "--tokenizer", default=DEFAULT_TOKENIZER, help=f"tokenizer to count with (default {DEFAULT_TOKENIZER})"
+        "--tokenizer",
+        default=DEFAULT_TOKENIZER,
+        help=f"tokenizer to count with: {TOKENIZER_HELP} (default {DEFAULT_TOKENIZER})",
     )
     p.add_argument("--out", required=True, help="output JSONL ({text, source} rows); the report goes beside it")
     p.add_argument("--seed", type=int, default=42)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from qwen_recipes.data.formats import SkipRow
-from qwen_recipes.data.sources import DataError, write_jsonl
+from qwen_recipes.data.sources import DataError, command_line_path, write_jsonl
 from qwen_recipes.evaluation.answers import last_boxed
 
 # TinyZero's prompt for instruct models (Jiayi-Pan/TinyZero examples/data_preprocess/countdown.py, template_type
@@ -179,7 +179,7 @@ def gsm8k_main(argv: list[str]) -> int:
     p.add_argument("--instruction", default=BOXED_INSTRUCTION, help="appended to each question ('' for none)")
     a = p.parse_args(argv)
     name = a.name if a.name is not None or a.source != "openai/gsm8k" else "main"
-    spec = DatasetSpec(path=a.source, name=name, split=a.split)
+    spec = DatasetSpec(path=command_line_path(a.source), name=name, split=a.split)
     convert, rows, skipped, first = CONVERTERS[a.format], [], Counter(), {}
     try:
         for where, raw in iter_rows(spec):

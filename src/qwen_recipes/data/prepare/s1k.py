@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from qwen_recipes.data.formats import SkipRow
-from qwen_recipes.data.prepare import load_tokenizer
+from qwen_recipes.data.prepare import TOKENIZER_HELP, load_tokenizer
 from qwen_recipes.data.sources import write_jsonl
 from qwen_recipes.errors import UserError
 
@@ -196,8 +196,8 @@ def s1k_main(argv: list[str]) -> int:
     p.add_argument(
         "--tokenizer",
         default=None,
-        help="tokenizer for the statistics: a path/Hub id, or qwen2_5 / qwen3 for the offline Qwen tokenizer "
-        "(default: qwen2_5 for --style s1, qwen3 for --style qwen3)",
+        help=f"tokenizer for the statistics: {TOKENIZER_HELP} (default: qwen2_5 for --style s1, qwen3 for --style "
+        "qwen3)",
     )
     args = p.parse_args(argv)
     try:
