@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from qwen_recipes.recipe import safe_yaml
 from qwen_recipes.recipe.core import Recipe, RecipeError
 from qwen_recipes.recipe.validate import COMMAND_LINE, validate
 
@@ -85,18 +86,23 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_yaml(path: Path, referenced_by: str | None = None) -> tuple[dict[str, Any], dict[str, int]]:
-    """A YAML mapping and the line of each top-level key; errors name the file, line and column."""
+    """A YAML mapping and the line of each top-level key; errors name the file, line and column.
+
+    The file is read within bounds (size, encoding, nesting, alias expansion, string keys, no repeats): safe_yaml.py.
+    """
     where = f" (referenced by {referenced_by})" if referenced_by else ""
     if not path.is_file():
         raise RecipeError([f"{path}: recipe file not found{where}"])
-    text = path.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data, node = safe_yaml.load(path)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         pos = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise RecipeError([f"{path}{pos}: YAML syntax error: {e.problem or e}{where}"]) from None
+        raise RecipeError([f"{path}{pos}: YAML syntax error: {str(e.problem or e)[:200]}{where}"]) from None
+    except yaml.YAMLError as e:  # the reader's unacceptable characters, and the like
+        raise RecipeError([f"{path}: YAML error: {str(e)[:200]}{where}"]) from None
+    except RecipeError as e:
+        raise RecipeError([f"{p}{where}" for p in e.problems]) from None
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
@@ -108,9 +114,7 @@ def read_yaml(path: Path, referenced_by: str | None = None) -> tuple[dict[str, A
 def _resolve(path: Path, stack: tuple[Path, ...], referenced_by: str | None) -> tuple[dict, dict[str, str]]:
     data, lines = read_yaml(path, referenced_by)
     _anchor_data_paths(data, path.parent)
-    bases = data.pop("base", None) or []
-    if isinstance(bases, str):
-        bases = [bases]
+    bases = base_list(data.pop("base", None), f"{_rel(path)}:{lines.get('base', '?')}")
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for b in bases:
@@ -121,8 +125,20 @@ def _resolve(path: Path, stack: tuple[Path, ...], referenced_by: str | None) -> 
         merged = deep_merge(merged, bdata)
         origin.update(borigin)
     merged = deep_merge(merged, data)
-    origin.update({k: f"{_rel(path)}:{lines.get(k, '?')}" for k in data})
+    rel = _rel(path)
+    origin.update({k: f"{rel}:{lines.get(k, '?')}" for k in data})
     return merged, origin
+
+
+def base_list(value: Any, where: str) -> list[str]:
+    """`base:` as a list of file names; anything else (a number, a mapping, a NUL byte) is a named error."""
+    bases = [value] if isinstance(value, str) else value or []
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b and "\0" not in b for b in bases):
+        raise RecipeError(
+            [f"{where}: base={safe_yaml.short(value)} must be a recipe file name or a list of them, e.g. "
+             "base: [../_base/sft.yaml, ../_base/lora.yaml]"]
+        )  # fmt: skip
+    return bases
 
 
 def _anchor_data_paths(data: dict[str, Any], folder: Path) -> None:

@@ -79,6 +79,11 @@ class RecipeArgs:
     datasets: list[DatasetSpec] = _f([], "Training data sources (a mixture when several).")
     eval_datasets: list[DatasetSpec] = _f([], "Evaluation data sources.")
     strict: bool = _f(False, "Turn every skipped row into an error naming its file and row.")
+    overwrite_output_dir: bool = _f(
+        False,
+        "Train into an output_dir that holds another run's outputs, removing them first (checkpoints included). "
+        "Without it such a folder is refused unless the recipe resumes (resume_from_checkpoint).",
+    )
     overlong: Literal["truncate", "drop"] = _f(
         "truncate", "Rows longer than max_length: truncate them (TRL) or drop them (counted in the run report)."
     )
