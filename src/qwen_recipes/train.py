@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     state = PartialState(timeout=timedelta(seconds=recipe.get("ddp_timeout")))
     set_seed(recipe.get("seed"))
     output_dir = Path(recipe.get("output_dir"))
+    lock = run_dir.claim(recipe, output_dir)  # one live run per folder; never over another run's outputs
     if state.is_main_process:
-        lock = run_dir.claim(recipe, output_dir)  # one live run per folder; never over another run's outputs
         report.write_resolved_recipe(recipe, output_dir)
 
     # ---------------------------------------------------------------- tokenizer and chat template
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     guards.watch(trainer, meter)  # stop on NaN/inf, mark checkpoints complete, keep the cost of each save
 
     # ---------------------------------------------------------------- train
-    checkpoint = guards.checkpoint_to_resume(recipe, output_dir, state)  # verified, else the newest intact one
+    checkpoint = guards.checkpoint_to_resume(recipe, output_dir, args)  # verified, else the newest intact one
     previous = run_dir.with_interrupted(report.read_previous_report(output_dir), output_dir) if checkpoint else None
     try:
         trainer.train(resume_from_checkpoint=checkpoint)
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         report.plot_loss(trainer.state.log_history, output_dir / "loss.png", f"{recipe.path.name} ({recipe.method})")
         report.write_card(output_dir, random_init=run["random_init"])
         print(report.summary(run, output_dir))
-        lock.release()
+    lock.release()
     state.wait_for_everyone()
     state.destroy_process_group()
     return 0

@@ -100,6 +100,7 @@ def test_a_valid_recipe_next_to_them_still_loads(folder, monkeypatch):
     )
     recipe = load_recipe(ok)
     assert recipe.get("optim") == "adamw_torch" and recipe.get("attn_implementation") == "kernels-community/x"
+    assert recipe.get("trust_remote_code") is False  # off unless set, and `true` is refused (remote-code case)
 
 
 @pytest.mark.parametrize("name", ["anchor-bomb", "nest-5000"])

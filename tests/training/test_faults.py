@@ -55,7 +55,11 @@ def test_a_diverging_run_stops_naming_the_step_keeps_the_good_checkpoint_and_sav
     assert rep["steps"] == 1 and rep["cost"]["segments"][0]["steps"] == 1
 
 
-def test_second_run_on_a_live_output_dir_and_a_folder_of_another_run_are_refused(tmp_path, chat_data, capsys):
+def test_second_run_on_a_live_output_dir_and_a_folder_of_another_run_are_refused(
+    tmp_path, chat_data, capsys, monkeypatch
+):
+    token = "hf_" + "Qw9Er8Ty7Ui6Op5As4Df3Gh2Jk1Lz0XcVb"
+    monkeypatch.setenv("HF_TOKEN", token)  # and it must appear in no output of the run
     out = tmp_path / "out"
     out.mkdir()
     # Another run's outputs: an r=16 adapter config and its resolved recipe.
@@ -92,6 +96,7 @@ def test_second_run_on_a_live_output_dir_and_a_folder_of_another_run_are_refused
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 8
     assert yaml.safe_load((out / "recipe.resolved.yaml").read_text())["lora_r"] == 8
     assert not (out / "checkpoint-3").exists() and not (out / ".qwen-recipes.lock").exists()
+    assert [p for p in out.rglob("*") if p.is_file() and token.encode() in p.read_bytes()] == []
 
 
 def test_kill_during_a_save_then_resume_is_bit_identical_and_counts_the_killed_segment(

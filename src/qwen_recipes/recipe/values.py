@@ -109,6 +109,7 @@ def check_ranges(r: Recipe, problems: list[str]) -> None:
     for key, value in r.values.items():
         if isinstance(value, float) and not math.isfinite(value):
             bad(key, "is not a finite number" + ("; use 0 to turn clipping off" if key == "max_grad_norm" else ""))
+
     def number(key: str) -> float | None:
         value = r.get(key)
         return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None

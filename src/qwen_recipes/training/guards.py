@@ -127,14 +127,17 @@ def watch(trainer: Any, meter: Any) -> None:
     trainer.add_callback(SegmentKeeper(meter))
 
 
-def checkpoint_to_resume(recipe: Recipe, output_dir: Path, state: Any) -> str | None:
-    """The verified checkpoint to resume from (or None): decided on the main process, the same on every rank."""
+def checkpoint_to_resume(recipe: Recipe, output_dir: Path, args: Any) -> str | None:
+    """The verified checkpoint to resume from (or None): decided on global rank 0 (the training arguments' view of
+    the launch), the same on every rank."""
     resume = recipe.get("resume_from_checkpoint")
-    choice = [checkpoints.choose(resume, output_dir) if state.is_main_process else None]
-    if state.num_processes > 1:
-        from accelerate.utils import broadcast_object_list
+    if resume in (None, False, ""):
+        return None  # every rank reads the same recipe: no collective needed
+    choice = [checkpoints.choose(resume, output_dir) if args.process_index == 0 else None]
+    if args.world_size > 1:
+        import torch.distributed as dist
 
-        broadcast_object_list(choice)
+        dist.broadcast_object_list(choice, src=0)
     return choice[0]
 
 

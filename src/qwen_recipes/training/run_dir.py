@@ -114,8 +114,19 @@ def previous_outputs(output_dir: Path) -> list[Path]:
     return found + sorted(p for g in OUTPUT_GLOBS for p in output_dir.glob(g))
 
 
-def claim(recipe: Recipe, output_dir: Path) -> OutputLock:
-    """Lock `output_dir` for this run and make sure it holds no other run's outputs (see the module docstring)."""
+class _NoLock:
+    def release(self) -> None:
+        """Nothing to release: another rank holds the run's lock."""
+
+
+def claim(recipe: Recipe, output_dir: Path) -> OutputLock | _NoLock:
+    """Lock `output_dir` for this run and make sure it holds no other run's outputs (see the module docstring).
+
+    Only global rank 0 claims (RANK, as torchrun and accelerate set it): at this point accelerate's state is not yet
+    distributed on every launcher, so it cannot tell the ranks apart.
+    """
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _NoLock()
     lock = OutputLock(output_dir).acquire()
     found = previous_outputs(output_dir)
     if not found or recipe.get("resume_from_checkpoint"):
