@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     set_seed(recipe.get("seed"))
     output_dir = Path(recipe.get("output_dir"))
     lock = run_dir.claim(recipe, output_dir)  # one live run per folder; never over another run's outputs
-    if state.is_main_process:
+    if lock.held:  # global rank 0
         report.write_resolved_recipe(recipe, output_dir)
 
     # ---------------------------------------------------------------- tokenizer and chat template

@@ -39,7 +39,7 @@ def test_a_diverging_run_stops_naming_the_step_keeps_the_good_checkpoint_and_sav
     assert train(recipe) == 2
     err = capsys.readouterr().err
     out = tmp_path / "out"
-    assert "training diverged:" in err and "step 2: the loss is nan, so the run stopped" in err
+    assert "training diverged:" in err and "step 2: non-finite loss (nan), so the run stopped" in err
     assert f"the last good checkpoint is kept: {out / 'checkpoint-1'}" in err and "Traceback" not in err
     assert not (out / "adapter_model.safetensors").exists()  # no final output
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1"]
@@ -53,6 +53,35 @@ def test_a_diverging_run_stops_naming_the_step_keeps_the_good_checkpoint_and_sav
         "last_good_checkpoint": str(out / "checkpoint-1"),
     }
     assert rep["steps"] == 1 and rep["cost"]["segments"][0]["steps"] == 1
+
+
+def test_an_infinite_gradient_norm_with_a_finite_loss_stops_before_clipping_hides_it(tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from qwen_recipes.training.guards import DivergenceGuard, TrainingDiverged
+
+    model = torch.nn.Linear(2, 1)
+    (tmp_path / "checkpoint-6").mkdir()  # not marked complete: not a good checkpoint
+    trainer = SimpleNamespace(
+        accelerator=SimpleNamespace(sync_gradients=True),
+        state=SimpleNamespace(global_step=6),
+        args=SimpleNamespace(output_dir=str(tmp_path)),
+        training_step=lambda model, inputs, n=None: torch.tensor(0.5),
+    )
+    guard = DivergenceGuard(trainer)
+    model.weight.grad = torch.tensor([[1.0, float("inf")]])
+    with pytest.raises(TrainingDiverged, match=r"step 7: non-finite gradient norm \(inf\)") as e:
+        trainer.training_step(model, {})
+    assert e.value.event["last_good_checkpoint"] is None and "no checkpoint was saved before it" in str(e.value)
+    trainer.accelerator.sync_gradients = False  # mid-accumulation: only the loss is checked
+    assert float(trainer.training_step(model, {})) == 0.5
+    with torch.no_grad():
+        model.bias.fill_(float("nan"))
+    control = SimpleNamespace(should_save=True)
+    with pytest.raises(TrainingDiverged, match=r"step 6: non-finite trainable weights \(after the optimizer step"):
+        guard.on_step_end(trainer.args, trainer.state, control, model=model)
 
 
 def test_second_run_on_a_live_output_dir_and_a_folder_of_another_run_are_refused(

@@ -40,10 +40,18 @@ class TrainingDiverged(UserError):
             else "no checkpoint was saved before it"
         )
         super().__init__(
-            f"step {event['step']}: the {event['what']} is {event['value']}, so the run stopped; nothing was saved "
+            f"step {event['step']}: non-finite {event['what']} ({event['value']}), so the run stopped; nothing was saved "
             f"as the final output, and {keep}. Lower learning_rate, check max_grad_norm and the data, or use "
             "bf16/fp32 instead of fp16"
         )
+
+
+def _total_norm(tensors: list[Any]) -> Any:
+    import torch
+
+    if hasattr(torch.nn.utils, "get_total_norm"):  # torch >= 2.6: fused, grouped by device
+        return torch.nn.utils.get_total_norm(tensors)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t).to(tensors[0].device) for t in tensors]))
 
 
 def _finite_weights(model: Any) -> bool:
@@ -76,7 +84,7 @@ class DivergenceGuard(TrainerCallback):
             grads = [p.grad for p in model.parameters() if p.grad is not None]
             grads = [g.to_local() if hasattr(g, "to_local") else g for g in grads]  # FSDP2: this rank's shard
             if grads:
-                values.append(torch.nn.utils.get_total_norm(grads).float().to(loss.device))
+                values.append(_total_norm(grads).float().to(loss.device))
         loss_value, *norm = torch.stack(values).tolist()  # one device sync, as transformers' own NaN filter does
         state = self.trainer.state
         if not math.isfinite(loss_value):
@@ -98,12 +106,12 @@ class DivergenceGuard(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         """Before a checkpoint is written: its trainable weights must be finite."""
         if control.should_save and model is not None and not _finite_weights(model):
-            self._stop(state, "trainable weights", "non-finite (after the optimizer step)", state.global_step)
+            self._stop(state, "trainable weights", "after the optimizer step, before the checkpoint", state.global_step)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         """Before the final output is written: the trainable weights must be finite."""
         if model is not None and not _finite_weights(model):
-            self._stop(state, "trainable weights", "non-finite at the end of training", state.global_step)
+            self._stop(state, "trainable weights", "at the end of training, before the final save", state.global_step)
 
 
 class CheckpointMarker(TrainerCallback):

@@ -36,6 +36,9 @@ RUN_OUTPUTS = (
     "chat_template.jinja", "added_tokens.json", "vocab.json", "merges.txt", "trainer_state.json",
 )  # fmt: skip
 OUTPUT_GLOBS = ("checkpoint-*", "incomplete-checkpoint-*", "model-*-of-*.safetensors")
+# The ones that say "a run trained here" (a README or a tokenizer alone does not).
+RUN_MARKS = {"recipe.resolved.yaml", "run_report.json", "training_args.bin", RUNNING, "adapter_model.safetensors",
+             "adapter_config.json", "model.safetensors", "model.safetensors.index.json", "trainer_state.json"}  # fmt: skip
 
 
 class OutputDirError(UserError):
@@ -56,6 +59,8 @@ def _alive(pid: int) -> bool:
 
 class OutputLock:
     """An exclusive lock file in the output folder holding the pid and host of the run that owns it."""
+
+    held = True
 
     def __init__(self, output_dir: Path) -> None:
         self.path = Path(output_dir) / LOCK
@@ -115,6 +120,8 @@ def previous_outputs(output_dir: Path) -> list[Path]:
 
 
 class _NoLock:
+    held = False  # another rank (global rank 0) holds the run's lock and writes the run files
+
     def release(self) -> None:
         """Nothing to release: another rank holds the run's lock."""
 
@@ -129,11 +136,12 @@ def claim(recipe: Recipe, output_dir: Path) -> OutputLock | _NoLock:
         return _NoLock()
     lock = OutputLock(output_dir).acquire()
     found = previous_outputs(output_dir)
-    if not found or recipe.get("resume_from_checkpoint"):
+    marks = [p for p in found if p.name in RUN_MARKS or p.is_dir() or p.name.startswith("model-")]
+    if not marks or recipe.get("resume_from_checkpoint"):
         return lock
     if not recipe.get("overwrite_output_dir"):
         lock.release()
-        names = ", ".join(p.name for p in found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
+        names = ", ".join(p.name for p in marks[:6]) + (f" and {len(marks) - 6} more" if len(marks) > 6 else "")
         raise OutputDirError(
             f"{output_dir} holds another run's outputs ({names}); training into it would mix two runs. Resume it "
             "(--resume_from_checkpoint true), set overwrite_output_dir: true to replace them, or choose another "
