@@ -120,3 +120,15 @@ def test_train_dry_run_refuses_without_traceback(folder, name):
     assert "recipe error:" in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr) < 5_000  # the expanded value is never printed
     assert time.perf_counter() - t0 < 20
+
+
+def test_known_value_sets_match_the_installed_trl_and_transformers():
+    pytest.importorskip("trl")
+    from trl_snapshot import generate_choices
+
+    from qwen_recipes.recipe.trl_fields import trl_choices
+
+    assert generate_choices() == trl_choices(), "run: python tools/trl_snapshot.py"
+    assert {"optim", "lr_scheduler_type", "save_strategy", "report_to", "packing_strategy", "dtype"} <= set(
+        trl_choices()
+    )
