@@ -3,10 +3,14 @@
     # JCommonsenseQA, JNLI, MARC-ja, JSQuAD, JAQKET v2, MGSM, XL-Sum, XWinograd (each task's own few-shot count)
     python eval/ja_eval.py harness --model outputs/cpt-7b-chat                   # a full or merged model
     python eval/ja_eval.py harness --adapter outputs/ja-7b-lora --limit 100      # base + adapter, 100 docs/task
+    python eval/ja_eval.py harness --model outputs/x --device cpu --tasks my_task --include-path my_tasks/  # local
     # generation check on the bundled Japanese prompts: share of Japanese characters, characters per token, eos
     python eval/ja_eval.py generate --model outputs/cpt-7b-chat
 
 The harness needs `pip install "lm_eval[japanese_leaderboard]"` (MeCab via fugashi for XL-Sum's ROUGE-2).
+`--device` defaults to cuda when there is one, else cpu. With `--adapter` the base and adapter are loaded here
+and merged in memory here, not by lm_eval (which resizes the base's embeddings to the tokenizer's length before
+loading an adapter, so adapters that train `embed_tokens`/`lm_head`, as the Japanese CPT recipe does, fail).
 Outputs go next to the model (`<model>/eval_ja/`, `eval_results/<hub id>/eval_ja/` for Hub models, or `--out`).
 """
 
@@ -77,29 +81,88 @@ def summarise_harness(results: dict[str, Any]) -> dict[str, Any]:
     return {"tasks": tasks, "average": sum(values) / len(values) if values else None}
 
 
+def default_device() -> str:
+    """cuda when there is a GPU, else cpu (lm_eval itself would pick cuda and fail on CPU-only machines)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _saved_embedding_rows(adapter: Path) -> int | None:
+    # Rows of an embed_tokens the adapter saved whole (modules_to_save), when the run resized the vocabulary.
+    from safetensors import safe_open
+
+    path = adapter / "adapter_model.safetensors"
+    if not path.exists():
+        return None
+    with safe_open(str(path), "pt") as f:
+        for key in f.keys():  # noqa: SIM118 - safe_open has no __iter__
+            if "embed_tokens" in key and key.endswith("weight") and "lora_" not in key:
+                return int(f.get_slice(key).get_shape()[0])
+    return None
+
+
+def load_adapter_model(model: str, adapter: str, dtype: str, device: str) -> tuple[Any, Any]:
+    """Base + adapter merged in memory, tied embeddings handled as `qwen-recipes merge` does, and the tokenizer."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from qwen_recipes.outputs.merge import settle_tied_embeddings
+
+    base = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype))
+    rows = _saved_embedding_rows(Path(adapter))
+    if rows is not None and rows != base.get_input_embeddings().weight.shape[0]:
+        base.resize_token_embeddings(rows)  # the vocabulary the adapter was trained with, not the tokenizer's length
+    head, emb = base.get_output_embeddings(), base.get_input_embeddings()
+    tied = head is not None and head.weight is emb.weight
+    if tied:  # a LoRA merged into a tied head must not change the input embeddings
+        head.weight = torch.nn.Parameter(emb.weight.detach().clone(), requires_grad=False)
+    lm = PeftModel.from_pretrained(base, adapter, is_trainable=False).merge_and_unload()
+    if tied:
+        settle_tied_embeddings(lm)  # re-tied when still equal, else tie_word_embeddings: false (lm_eval re-ties)
+    has_tokenizer = (Path(adapter) / "tokenizer_config.json").exists()
+    return lm.to(device).eval(), AutoTokenizer.from_pretrained(adapter if has_tokenizer else model)
+
+
 def run_harness(args: argparse.Namespace) -> int:
     """Run the harness tasks and write results.json, summary.json and summary.md."""
     try:
         import lm_eval
+        from lm_eval.tasks import TaskManager
     except ImportError:
         raise EvalError(f"lm-evaluation-harness is not installed; install it with: {INSTALL}") from None
     model = resolve_model(args.model, args.adapter)
     out = Path(args.out) if args.out else default_out(model, args.adapter)
+    device = args.device or default_device()
+    if args.adapter:
+        from lm_eval.models.huggingface import HFLM
+
+        lm, tok = load_adapter_model(model, args.adapter, args.dtype, device)
+        backend: dict[str, Any] = {"model": HFLM(pretrained=lm, tokenizer=tok, batch_size=args.batch_size)}
+    else:
+        backend = {"model": "hf", "model_args": harness_model_args(model, None, args.dtype), "device": device}
+    tasks = None
+    if args.include_path:  # indexing lm_eval's ~14,000 built-in task files takes a minute: skip it when not needed
+        tasks = TaskManager(include_path=args.include_path, include_defaults=False)
+        if not set(args.tasks.split(",")) <= set(tasks.all_tasks):
+            tasks = TaskManager(include_path=args.include_path)
     started = time.time()
     results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=harness_model_args(model, args.adapter, args.dtype),
+        **backend,
+        task_manager=tasks,
         tasks=args.tasks.split(","),
         num_fewshot=args.num_fewshot,
         batch_size=args.batch_size,
         limit=args.limit,
         apply_chat_template=args.apply_chat_template,
         fewshot_as_multiturn=args.apply_chat_template,
-        log_samples=False,
+        log_samples=args.log_samples,
     )
     summary = summarise_harness(results) | {
         "model": model,
         "adapter": args.adapter,
+        "device": device,
         "tasks_requested": args.tasks,
         "limit": args.limit,
         "wall_seconds": round(time.time() - started, 1),
@@ -114,6 +177,10 @@ def run_harness(args: argparse.Namespace) -> int:
     if summary["average"] is not None:
         lines.append(f"| **average** | | {summary['average']:.4f} | |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
+    if args.log_samples:  # per document: the model's answers as lm_eval scored them (log-likelihoods, ...)
+        samples = {t: [{"doc_id": x["doc_id"], "resps": x["filtered_resps"]} for x in rows]
+                   for t, rows in results.get("samples", {}).items()}  # fmt: skip
+        (out / "samples.json").write_text(json.dumps(samples, indent=1, ensure_ascii=False, default=str))
     print("\n".join(lines))
     print(f"wrote {out}/summary.json")
     return 0
@@ -265,7 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument("--tasks", default="japanese_leaderboard", help="comma list of lm-eval tasks or groups")
     h.add_argument("--num-fewshot", type=int, help="override every task's own few-shot count")
     h.add_argument("--batch-size", default="auto")
-    h.add_argument("--dtype", default="bfloat16")
+    h.add_argument("--dtype", default="bfloat16", help="bfloat16, float16 or float32")
+    h.add_argument("--device", help="cuda, cuda:1, cpu, mps (default: cuda when available, else cpu)")
+    h.add_argument("--include-path", help="folder of extra lm-eval task YAMLs (e.g. a local task)")
+    h.add_argument("--log-samples", action="store_true", help="also write samples.json (per-document answers)")
     h.add_argument("--apply-chat-template", action="store_true", help="chat-format prompts (instruct models)")
     g = sub.choices["generate"]
     g.add_argument("--prompts", default=str(DEFAULT_PROMPTS), help="JSONL of {id, prompt}")

@@ -163,3 +163,13 @@ def accelerate_env(config: str) -> dict[str, str]:
     else:
         env = prepare_multi_gpu_env(args)
     return {k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v}
+
+
+def corrupt_tensor_bytes(path: Path) -> None:
+    """Overwrite the first tensor's bytes of a safetensors file with 0xFF (NaN in fp32/bf16); the size is unchanged."""
+    raw = bytearray(path.read_bytes())
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    start, end = next(v["data_offsets"] for k, v in header.items() if k != "__metadata__")
+    raw[8 + n + start : 8 + n + end] = b"\xff" * (end - start)
+    path.write_bytes(bytes(raw))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
+import inspect
 import json
+import re
 import types
 import typing
 from typing import Any
 
-from qwen_recipes.recipe.trl_fields import CONFIG_CLASSES, SNAPSHOT, import_config_class
+from qwen_recipes.recipe.trl_fields import CHOICES, CONFIG_CLASSES, SNAPSHOT, import_config_class
 
 
 def type_string(tp: Any) -> str:
@@ -52,6 +55,37 @@ def generate() -> dict[str, Any]:
     return {"trl_version": trl.__version__, "classes": classes}
 
 
+def _enum_values(tp: Any) -> list[str] | None:
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    enums = [a for a in args if isinstance(a, type) and issubclass(a, enum.Enum)]
+    return sorted({str(e.value) for a in enums for e in a}) if enums else None
+
+
+def generate_choices() -> dict[str, list[str]]:
+    """Key -> accepted values, read from the installed TRL/transformers: every enum-typed field, plus the str
+    fields whose set lives elsewhere (report_to, packing_strategy, dtype, attn_implementation)."""
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    from trl import ModelConfig
+    from trl.data_utils import pack_dataset
+
+    out: dict[str, list[str]] = {}
+    for name in CONFIG_CLASSES:
+        cls = import_config_class(name)
+        for key, tp in typing.get_type_hints(cls).items():
+            if (values := _enum_values(tp)) is not None:
+                out[key] = sorted(set(out.get(key, [])) | set(values))
+    out["report_to"] = sorted({*INTEGRATION_TO_CALLBACK, "all", "none"})
+    # TRL checks the strategy inside pack_dataset (and renames the deprecated 'bfd-requeue' in SFTConfig).
+    packing = re.search(r"valid_strategies = \(([^)]*)\)", inspect.getsource(pack_dataset))
+    out["packing_strategy"] = sorted({*re.findall(r"['\"]([^'\"]+)['\"]", packing.group(1)), "bfd-requeue"})
+    dtype = re.search(r"dtype \(`Literal\[([^\]]*)\]`", ModelConfig.__doc__ or "")
+    out["dtype"] = sorted(re.findall(r'"([^"]+)"', dtype.group(1)))
+    out["attn_implementation"] = sorted({"eager", *ALL_ATTENTION_FUNCTIONS.valid_keys()})
+    return dict(sorted(out.items()))
+
+
 if __name__ == "__main__":
     SNAPSHOT.write_text(json.dumps(generate(), indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    print(f"wrote {SNAPSHOT}")
+    CHOICES.write_text(json.dumps(generate_choices(), indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {SNAPSHOT} and {CHOICES}")

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from qwen_recipes.data import pipeline, templates
     from qwen_recipes.outputs import report
     from qwen_recipes.recipe.launch import describe_launch
-    from qwen_recipes.training import model
+    from qwen_recipes.training import guards, model, run_dir
     from qwen_recipes.training.trainer import make_trainer, training_args
 
     # Other ranks wait while rank 0 prepares data: `ddp_timeout` (TRL's key) bounds that wait, not NCCL's default.
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     state = PartialState(cpu=cpu, timeout=timedelta(seconds=recipe.get("ddp_timeout")))
     set_seed(recipe.get("seed"))
     output_dir = Path(recipe.get("output_dir"))
-    if state.is_main_process:
+    lock = run_dir.claim(recipe, output_dir)  # one live run per folder; never over another run's outputs
+    if lock.held:  # global rank 0
         report.write_resolved_recipe(recipe, output_dir)
 
     # ---------------------------------------------------------------- tokenizer and chat template
@@ -100,11 +101,20 @@ def main(argv: list[str] | None = None) -> int:
         peft_config=model.peft_config(recipe),
         callbacks=[meter],
     )
+    guards.watch(trainer, meter)  # stop on NaN/inf, mark checkpoints complete, keep the cost of each save
 
     # ---------------------------------------------------------------- train
-    resume = recipe.get("resume_from_checkpoint")
-    previous = report.read_previous_report(output_dir) if resume else None
-    trainer.train(resume_from_checkpoint=resume or None)
+    checkpoint = guards.checkpoint_to_resume(recipe, output_dir, args)  # verified, else the newest intact one
+    previous = run_dir.with_interrupted(report.read_previous_report(output_dir), output_dir) if checkpoint else None
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    except guards.TrainingDiverged as e:  # the report records it; the checkpoints stay, no weights are saved
+        if trainer.is_world_process_zero():
+            meter.on_train_end(args, trainer.state, trainer.control)
+            run = report.build_report(recipe, trainer, data_report, previous, meter)
+            report.write_report(guards.divergence_report(run, e), output_dir)
+            run_dir.clear_running(output_dir)
+        raise
 
     # ---------------------------------------------------------------- save and report
     trainer.save_model(str(output_dir))
@@ -113,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         lm.generation_config.save_pretrained(output_dir)  # records eos <|im_end|> next to an adapter too
         run = report.build_report(recipe, trainer, data_report, previous, meter)
         report.write_report(run, output_dir)
+        run_dir.clear_running(output_dir)  # the report now holds every cost segment
         report.plot_loss(trainer.state.log_history, output_dir / "loss.png", f"{recipe.path.name} ({recipe.method})")
         report.write_card(output_dir, random_init=run["random_init"])
         print(report.summary(run, output_dir))
+    lock.release()
     state.wait_for_everyone()
     state.destroy_process_group()
     return 0

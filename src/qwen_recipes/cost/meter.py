@@ -69,6 +69,19 @@ class CostMeter(TrainerCallback):
         self.steps = int(state.global_step) - self.start_step
         self.peak_memory_bytes = peak_memory_per_device()
 
+    def running_segment(self, state: Any) -> dict[str, Any]:
+        """This segment so far (time, tokens, steps up to `state`), priced; persisted at each checkpoint save so a
+        killed segment is still counted up to its last checkpoint (training/run_dir.py)."""
+        closed = (self.wall_seconds, self.ended_at, self.tokens, self.steps)
+        self.wall_seconds = time.perf_counter() - self.t0
+        self.ended_at = _now()
+        self.tokens = int(state.num_input_tokens_seen or 0) - self.start_tokens
+        self.steps = int(state.global_step) - self.start_step
+        try:
+            return self.segment() | {"interrupted": f"counted to checkpoint-{state.global_step}"}
+        finally:
+            self.wall_seconds, self.ended_at, self.tokens, self.steps = closed
+
     def _describe_model(self, model: Any, args: Any) -> None:
         if model is None:
             return

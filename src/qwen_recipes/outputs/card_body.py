@@ -144,6 +144,37 @@ def _evals(run: Run) -> list[tuple[str, list[tuple[str, Any]]]]:
     return out
 
 
+def gguf_lora_blockers(adapter: dict[str, Any] | None) -> list[str]:
+    """Why llama.cpp's convert_lora_to_gguf.py cannot convert this adapter ([] when it can, or for no adapter).
+
+    That script keeps only lora_A/lora_B tensors: full module copies, DoRA magnitudes and trainable-token deltas
+    stop it, and a LoRA on lm_head stops it when the base ties lm_head to the embeddings (llama.cpp #9065).
+    """
+    if not adapter:
+        return []
+    out = []
+    if saved := adapter.get("modules_to_save"):
+        out.append(f"it stores full copies of {', '.join(saved)} (modules_to_save)")
+    if adapter.get("use_dora"):
+        out.append("it is a DoRA adapter (magnitude vectors)")
+    if adapter.get("trainable_token_indices"):
+        out.append("it trains token embeddings (trainable_token_indices)")
+    targets = adapter.get("target_modules") or []
+    if "lm_head" in (targets if isinstance(targets, list) else [targets]):
+        out.append("it has a LoRA on lm_head, which llama.cpp drops on bases with tied embeddings")
+    return out
+
+
+def gguf_note(adapter: dict[str, Any] | None) -> str | None:
+    """One sentence on GGUF export when the adapter cannot be converted as an adapter, else None."""
+    if not (blockers := gguf_lora_blockers(adapter)):
+        return None
+    return (
+        f"llama.cpp's convert_lora_to_gguf.py cannot convert this adapter: {'; '.join(blockers)}. For GGUF, merge it "
+        "(`qwen-recipes merge`) and convert the merged model with convert_hf_to_gguf.py."
+    )
+
+
 def _limitations(run: Run, parameters: int | None) -> list[str]:
     out = []
     if parameters is not None and parameters < 50_000_000:
@@ -157,6 +188,8 @@ def _limitations(run: Run, parameters: int | None) -> list[str]:
     if run.adapter and run.adapter.get("modules_to_save"):
         out.append("The adapter also stores full copies of " + ", ".join(run.adapter["modules_to_save"])
                    + "; vLLM's LoRA serving cannot load that: merge it (`qwen-recipes merge`) and serve the merge.")  # fmt: skip
+    if note := gguf_note(run.adapter):
+        out.append(note)
     out.append("It inherits the base model's limitations and biases and was not evaluated for safety.")
     return out
 

@@ -177,13 +177,17 @@ def _write_portable(src: Path, dst: Path, base_id: str) -> None:
 
 
 def check_no_token(files: list[Path], token: str | None) -> None:
-    """Refuse to upload a text file that contains the token."""
-    if not token:
-        return
-    leaks = [p for p in files if p.suffix in TEXT_SUFFIXES and token in p.read_text(errors="ignore")]
+    """Refuse to upload a text file that contains the token, or anything shaped like a Hub token."""
+    from qwen_recipes.recipe.values import HUB_TOKEN
+
+    texts = {p: p.read_text(errors="ignore") for p in files if p.suffix in TEXT_SUFFIXES}
+    leaks = [p for p, text in texts.items() if token and token in text]
     if leaks:
         names = ", ".join(str(p) for p in leaks)
         raise PushError(f"{names} contain(s) your Hugging Face token; remove it from the file(s) before pushing")
+    if shaped := [p for p, text in texts.items() if HUB_TOKEN.search(text)]:
+        names = ", ".join(str(p) for p in shaped)
+        raise PushError(f"{names} contain(s) what looks like a Hugging Face token (hf_...); remove it before pushing")
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -289,6 +293,16 @@ def describe(files: list[Path], staging: Path) -> str:
     return "\n".join([*lines, f"  {len(rows)} files, {_size(total)} in {staging}"])
 
 
+def _print_gguf_note(staging: Path) -> None:
+    import json
+
+    from qwen_recipes.outputs.card_body import gguf_note
+
+    config = staging / "adapter_config.json"
+    if config.is_file() and (note := gguf_note(json.loads(config.read_text()))):
+        print(f"note: {note}")
+
+
 def push_main(argv: list[str]) -> int:
     """`qwen-recipes push OUTPUT_DIR --repo-id user/name [--private] [--revision R] [--merged] [--dry-run]`."""
     parser = argparse.ArgumentParser(prog="qwen-recipes push", description="push an output folder to the Hub")
@@ -317,11 +331,16 @@ def push_main(argv: list[str]) -> int:
     card_args = {"dtype": args.dtype, "base_model_id": args.base_model_id, "license": args.license}
     try:
         if args.dry_run:
+            from huggingface_hub import get_token
+
             files = stage(output_dir, staging, repo_id=args.repo_id, merged=args.merged, **card_args)
+            check_no_token(files, get_token())  # the same check as a real push: a dry run shows what would stop it
             print(f"dry run: would upload to {args.repo_id} (revision {args.revision or 'main'}):")
             print(describe(files, staging))
+            _print_gguf_note(staging)
             return 0
         url = push(output_dir, args.repo_id, args.private, args.revision, args.merged, staging, **card_args)
+        _print_gguf_note(staging)
     except PushError as e:
         print(f"qwen-recipes push: {e}", file=sys.stderr)
         return 1

@@ -14,18 +14,28 @@ from qwen_recipes.recipe.trl_fields import trl_fields
 SECRET_KEYS = {"hub_token", "token", "hf_token", "wandb_api_key"}
 
 
-def scrub_values(values: dict[str, Any]) -> dict[str, Any]:
-    """A copy of recipe values without secrets (Hub tokens and the like)."""
-    return {k: v for k, v in values.items() if k.lower() not in SECRET_KEYS}
+def scrub_values(values: Any) -> Any:
+    """A copy of recipe values without secrets (Hub tokens and the like), at any depth."""
+    if isinstance(values, dict):
+        return {k: scrub_values(v) for k, v in values.items() if not (isinstance(k, str) and k.lower() in SECRET_KEYS)}
+    if isinstance(values, list):
+        return [scrub_values(v) for v in values]
+    return values
+
+
+MAX_PROBLEMS, MAX_PROBLEM_CHARS = 50, 500  # a hostile recipe cannot make a message of megabytes
 
 
 class RecipeError(UserError):
-    """A recipe that cannot be used; `problems` lists every reason."""
+    """A recipe that cannot be used; `problems` lists every reason (at most MAX_PROBLEMS, each bounded)."""
 
     label = "recipe error"
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+        cut = [p if len(p) <= MAX_PROBLEM_CHARS else p[: MAX_PROBLEM_CHARS - 3] + "..." for p in problems]
+        if len(cut) > MAX_PROBLEMS:
+            cut = [*cut[:MAX_PROBLEMS], f"... and {len(cut) - MAX_PROBLEMS:,} more problems"]
+        self.problems = cut
         super().__init__("\n".join(self.problems))
 
     def lines(self) -> list[str]:

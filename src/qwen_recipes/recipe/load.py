@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from qwen_recipes.recipe import safe_yaml
 from qwen_recipes.recipe.core import Recipe, RecipeError
 from qwen_recipes.recipe.validate import COMMAND_LINE, validate
 
@@ -124,18 +125,23 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_yaml(path: Path, referenced_by: str | None = None) -> tuple[dict[str, Any], dict[str, int]]:
-    """A YAML mapping and the line of each top-level key; errors name the file, line and column."""
+    """A YAML mapping and the line of each top-level key; errors name the file, line and column.
+
+    The file is read within bounds (size, encoding, nesting, alias expansion, string keys, no repeats): safe_yaml.py.
+    """
     where = f" (referenced by {referenced_by})" if referenced_by else ""
     if not path.is_file():
         raise RecipeError([f"{path}: recipe file not found{where}"])
-    text = path.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data, node = safe_yaml.load(path)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         pos = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise RecipeError([f"{path}{pos}: YAML syntax error: {e.problem or e}{where}"]) from None
+        raise RecipeError([f"{path}{pos}: YAML syntax error: {str(e.problem or e)[:200]}{where}"]) from None
+    except yaml.YAMLError as e:  # the reader's unacceptable characters, and the like
+        raise RecipeError([f"{path}: YAML error: {str(e)[:200]}{where}"]) from None
+    except RecipeError as e:
+        raise RecipeError([f"{p}{where}" for p in e.problems]) from None
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
@@ -166,9 +172,7 @@ def key_lines(node: Any, prefix: str = "", depth: int = 0) -> dict[str, int]:
 def _resolve(path: Path, stack: tuple[Path, ...], referenced_by: str | None) -> tuple[dict, dict[str, str]]:
     data, lines = read_yaml(path, referenced_by)
     _anchor_data_paths(data, path.parent)
-    bases = data.pop("base", None) or []
-    if isinstance(bases, str):
-        bases = [bases]
+    bases = base_list(data.pop("base", None), f"{_rel(path)}:{lines.get('base', '?')}")
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for b in bases:
@@ -182,7 +186,8 @@ def _resolve(path: Path, stack: tuple[Path, ...], referenced_by: str | None) -> 
     for k in data:  # this file's value wins: forget where an earlier file's entries of it were
         for stale in [o for o in origin if o.startswith((f"{k}[", f"{k}."))]:
             del origin[stale]
-    origin.update({k: f"{_rel(path)}:{n}" for k, n in lines.items() if k.split(".")[0].split("[")[0] in data})
+    rel = _rel(path)
+    origin.update({k: f"{rel}:{n}" for k, n in lines.items() if k.split(".")[0].split("[")[0] in data})
     return merged, origin
 
 
@@ -195,6 +200,17 @@ _HUB_LIKE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 def looks_like_hub_id(raw: str) -> bool:
     """Whether a data path that is not on disk can be a Hub dataset id (`org/name`, no file suffix)."""
     return bool(_HUB_LIKE.match(raw)) and not raw.lower().endswith(DATA_SUFFIXES) and not raw.startswith(".")
+
+
+def base_list(value: Any, where: str) -> list[str]:
+    """`base:` as a list of file names; anything else (a number, a mapping, a NUL byte) is a named error."""
+    bases = [value] if isinstance(value, str) else value or []
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b and "\0" not in b for b in bases):
+        raise RecipeError(
+            [f"{where}: base={safe_yaml.short(value)} must be a recipe file name or a list of them, e.g. "
+             "base: [../_base/sft.yaml, ../_base/lora.yaml]"]
+        )  # fmt: skip
+    return bases
 
 
 def _anchor_data_paths(data: dict[str, Any], folder: Path) -> None:

@@ -104,6 +104,11 @@ class RecipeArgs:
         False,
         "Drop exact duplicate rows (compared after conversion, across all sources). They are counted either way.",
     )
+    overwrite_output_dir: bool = _f(
+        False,
+        "Train into an output_dir that holds another run's outputs, removing them first (checkpoints included). "
+        "Without it such a folder is refused unless the recipe resumes (resume_from_checkpoint).",
+    )
     overlong: Literal["truncate", "drop"] = _f(
         "truncate", "Rows longer than max_length: truncate them (TRL) or drop them (counted in the run report)."
     )

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 SNAPSHOT = Path(__file__).with_name("trl_fields.json")
+# The accepted values of TRL/transformers keys that have a known set (optim, lr_scheduler_type, report_to, ...).
+CHOICES = Path(__file__).with_name("trl_choices.json")
 # Our name for each TRL config class, and where it lives in the installed TRL.
 CONFIG_CLASSES = {
     "ModelConfig": "trl:ModelConfig",
@@ -36,3 +38,9 @@ def import_config_class(name: str) -> type:
 def trl_fields() -> dict[str, dict[str, dict[str, Any]]]:
     """The snapshotted fields ({type, default, help}) of each TRL config class."""
     return json.loads(SNAPSHOT.read_text(encoding="utf-8"))["classes"]
+
+
+@cache
+def trl_choices() -> dict[str, list[str]]:
+    """Key -> the values TRL/transformers accept (their enums, integrations, packing strategies, dtypes)."""
+    return json.loads(CHOICES.read_text(encoding="utf-8"))

@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from qwen_recipes.recipe import values as value_checks
 from qwen_recipes.recipe.core import SECRET_KEYS, Recipe, RecipeError, default
+from qwen_recipes.recipe.safe_yaml import short
 from qwen_recipes.recipe.schema import DATA_FORMATS, TASK_CONFIG, DatasetSpec, Reported, nested_fields, our_fields
 from qwen_recipes.recipe.trl_fields import trl_fields
 
@@ -23,6 +25,8 @@ RENAMED = {
 }
 # TRL keys that `method:` decides; setting them directly would contradict it.
 METHOD_KEYS = {"use_peft": "lora or qlora", "load_in_4bit": "qlora", "load_in_8bit": "qlora"}
+# Unknown keys that get a did-you-mean; past this many they are counted, so 10 MB of junk keys costs no time.
+SUGGESTED_UNKNOWN = 20
 
 
 def validate(values: dict[str, Any], origin: dict[str, str], path: Path) -> Recipe:
@@ -30,12 +34,14 @@ def validate(values: dict[str, Any], origin: dict[str, str], path: Path) -> Reci
     problems: list[str] = []
     ours = our_fields()
     task = values.get("task", default("task"))
-    if task not in TASK_CONFIG:
-        problems.append(f"{origin.get('task', '?')}: task={task!r} is not one of {', '.join(TASK_CONFIG)}")
+    if not isinstance(task, str) or task not in TASK_CONFIG:
+        problems.append(f"{origin.get('task', '?')}: task={short(task)} is not one of {', '.join(TASK_CONFIG)}")
         task = "sft"
+        values = {**values, "task": task} if "task" in values else values
     trl = {**trl_fields()["ModelConfig"], **trl_fields()[TASK_CONFIG[task]]}
     known = sorted(set(ours) | set(trl))
     out: dict[str, Any] = {}
+    unknown: list[str] = []
     for key, value in values.items():
         where = origin.get(key, "?")
         if key in RENAMED and key not in trl:
@@ -55,10 +61,17 @@ def validate(values: dict[str, Any], origin: dict[str, str], path: Path) -> Reci
         elif key in trl:
             expected = TYPE_OVERRIDES.get(key, trl[key]["type"])
             out[key] = check_type(key, value, expected, where, problems)
+        elif len(unknown) < SUGGESTED_UNKNOWN:
+            unknown.append(key)
+            problems.append(f"{where}: unknown key {short(key)}{did_you_mean(key, known)}")
         else:
-            problems.append(f"{where}: unknown key {key!r}{did_you_mean(key, known)}")
+            unknown.append(key)
+    if len(unknown) > SUGGESTED_UNKNOWN:
+        problems.append(f"recipe: ... and {len(unknown) - SUGGESTED_UNKNOWN:,} more unknown keys")
+    value_checks.check_secrets(values, origin, problems)
     recipe = Recipe(path=path, values=out, origin=origin)
     _check_values(recipe, problems)
+    value_checks.check_all(recipe, problems)
     check_registries(recipe, problems)
     if problems:
         raise RecipeError(problems)
@@ -67,7 +80,7 @@ def validate(values: dict[str, Any], origin: dict[str, str], path: Path) -> Reci
 
 def did_you_mean(key: str, known: list[str]) -> str:
     """' (did you mean 'x'?)' for the closest known key, or ''."""
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
+    close = difflib.get_close_matches(key[:100], known, n=1, cutoff=0.7)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -107,14 +120,14 @@ def check_type(key: str, value: Any, expected: str, where: str, problems: list[s
             options = [o.strip().strip("'\"") for o in lit[len("Literal[") : -1].split(",")]
             if value in options:
                 return value
-            problems.append(f"{where}: {key}={value!r} must be one of {', '.join(options)}")
+            problems.append(f"{where}: {key}={short(value)} must be one of {', '.join(options)}")
             return value
     elif isinstance(value, list):
         if "list" in alts or "tuple" in alts:
             return value
     elif isinstance(value, dict) and "dict" in alts:
         return value
-    problems.append(f"{where}: {key}={value!r} has type {type(value).__name__}; expected {expected}")
+    problems.append(f"{where}: {key}={short(value)} has type {type(value).__name__}; expected {expected}")
     return value
 
 
@@ -142,13 +155,13 @@ def _check_block(key: str, value: Any, cls: type, where: str, problems: list[str
     if value is None:
         return None
     if not isinstance(value, dict):
-        problems.append(f"{where}: {key} must be a mapping of {', '.join(nested_fields(cls))}; got {value!r}")
+        problems.append(f"{where}: {key} must be a mapping of {', '.join(nested_fields(cls))}; got {short(value)}")
         return value
     known = nested_fields(cls)
     out = {}
     for k, v in value.items():
         if k not in known:
-            problems.append(f"{where}: unknown key {key}.{k}{did_you_mean(k, sorted(known))}")
+            problems.append(f"{where}: unknown key {key}.{str(k)[:60]}{did_you_mean(str(k), sorted(known))}")
             continue
         out[k] = check_type(f"{key}.{k}", v, _field_type(known[k]), where, problems)
     return out
@@ -212,13 +225,11 @@ def _check_datasets(
 
 def _check_values(r: Recipe, problems: list[str]) -> None:
     def bad(key: str, msg: str) -> None:
-        problems.append(f"{r.where(key)}: {key}={r.get(key)!r} {msg}")
+        problems.append(f"{r.where(key)}: {key}={short(r.get(key))} {msg}")
 
     for key in ("max_length", "per_device_train_batch_size", "gradient_accumulation_steps", "lora_r"):
         if r.is_set(key) and isinstance(r.get(key), int) and r.get(key) <= 0:
             bad(key, "must be a positive integer")
-    if isinstance(r.get("learning_rate"), float) and r.get("learning_rate") <= 0:
-        bad("learning_rate", "must be positive")
     if not r.get("model_name_or_path"):
         problems.append("recipe: 'model_name_or_path' is required (a Hub id such as Qwen/Qwen3-8B, or a local path)")
     entry_problems = any(re.search(r"(?<!eval_)datasets\[", p) for p in problems)  # entries given, all refused

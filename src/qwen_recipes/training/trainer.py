@@ -24,6 +24,8 @@ def training_args(recipe: Recipe) -> Any:
         kwargs.setdefault("use_cpu", True)
         if recipe.get("optim") == "adamw_torch_fused":
             kwargs["optim"] = "adamw_torch"  # the fused kernel is CUDA-only
+    # Logged losses as they are: our divergence guard stops on the first NaN/inf (transformers would average it away).
+    kwargs.setdefault("logging_nan_inf_filter", False)
     if recipe.task != "grpo":  # GRPO batches carry prompts, not `input_ids`: the count would warn every step
         kwargs.setdefault("include_num_input_tokens_seen", "non_padding")
     if recipe.task in ("sft", "cpt"):
