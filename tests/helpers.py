@@ -173,3 +173,37 @@ def corrupt_tensor_bytes(path: Path) -> None:
     start, end = next(v["data_offsets"] for k, v in header.items() if k != "__metadata__")
     raw[8 + n + start : 8 + n + end] = b"\xff" * (end - start)
     path.write_bytes(bytes(raw))
+
+
+# The Hub id the tiny test base is published under, in a local stand-in of the Hugging Face cache: the claimed
+# base's architecture is checked against the adapter's, and the pushed adapter must load by this id.
+STANDIN = "qwen-recipes-test/tiny-qwen3"
+
+
+def standin_cache(root: Path, base: Path) -> Path:
+    """A Hugging Face cache holding `base` as the snapshot of STANDIN (what `hf download` would leave)."""
+    import shutil
+
+    repo = root / "hf_cache" / ("models--" + STANDIN.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    shutil.copytree(base, repo / "snapshots" / ("0" * 40))
+    return root / "hf_cache"
+
+
+def standin_output(root: Path, **kwargs: Any) -> Path:
+    """`make_output` whose base is recorded as STANDIN, with the stand-in cache beside it."""
+    out = make_output(root, recipe={"base_model_id": STANDIN}, report={"base_model_id": STANDIN}, **kwargs)
+    standin_cache(root, root / "base")
+    return out
+
+
+def copy_with_cache(out: Path, tmp_path: Path, monkeypatch: Any, name: str = "run") -> Path:
+    """A private copy of an output folder made by `standin_output`, its stand-in cache made the Hub cache."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    root = Path(shutil.copytree(out.parent, tmp_path / name))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root / "hf_cache"))
+    return root / "out"

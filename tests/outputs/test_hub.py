@@ -11,7 +11,7 @@ from typing import Any
 import httpx2
 import pytest
 import yaml
-from helpers import ROOT, make_output
+from helpers import ROOT, STANDIN, copy_with_cache, standin_output
 
 from qwen_recipes.outputs import hub
 from qwen_recipes.outputs.card import check_metadata
@@ -117,40 +117,15 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     set_client_factory(_http.default_client_factory)
 
 
-# The Hub id the tiny test base is published under, in a local stand-in of the Hugging Face cache: the claimed
-# base's architecture is checked against the adapter's, and the pushed adapter must load by this id.
-STANDIN = "qwen-recipes-test/tiny-qwen3"
-
-
-def standin_cache(root: Path, base: Path) -> Path:
-    """A Hugging Face cache holding `base` as the snapshot of STANDIN (what `hf download` would leave)."""
-    import shutil
-
-    repo = root / "hf_cache" / ("models--" + STANDIN.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text("0" * 40)
-    shutil.copytree(base, repo / "snapshots" / ("0" * 40))
-    return root / "hf_cache"
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("hub")
-    out = make_output(root, recipe={"base_model_id": STANDIN}, report={"base_model_id": STANDIN})
-    standin_cache(root, root / "base")
-    return out
+    return standin_output(tmp_path_factory.mktemp("hub"))
 
 
 @pytest.fixture
 def output(built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private copy of the module's output folder (tests modify it), with its stand-in Hugging Face cache."""
-    import shutil
-
-    from huggingface_hub import constants
-
-    root = Path(shutil.copytree(built.parent, tmp_path / "run"))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root / "hf_cache"))
-    return root / "out"
+    return copy_with_cache(built, tmp_path, monkeypatch)
 
 
 def snapshot(folder: Path) -> dict[str, str]:

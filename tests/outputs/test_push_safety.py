@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 import yaml
-from helpers import make_output
+from helpers import copy_with_cache, standin_output
 
 from qwen_recipes.outputs import hub
 from qwen_recipes.outputs.card import build_card
@@ -19,15 +17,11 @@ TOKEN = "hf_" + "Zy9xW8vU7tS6rQ5pO4nM3lK2jI1hG0fEdC"
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    return make_output(tmp_path_factory.mktemp("push"), lora={"modules_to_save": ["lm_head"]})
-
-
-def copy(out: Path, tmp_path: Path, name: str = "run") -> Path:
-    return Path(shutil.copytree(out.parent, tmp_path / name)) / "out"
+    return standin_output(tmp_path_factory.mktemp("push"), lora={"modules_to_save": ["lm_head"]})
 
 
 def test_dry_run_runs_the_token_check_and_names_the_file(built, tmp_path, monkeypatch, capsys):
-    out = copy(built, tmp_path)
+    out = copy_with_cache(built, tmp_path, monkeypatch)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     report = json.loads((out / "run_report.json").read_text())
     (out / "run_report.json").write_text(json.dumps({**report, "note": TOKEN}))
@@ -42,7 +36,7 @@ def test_dry_run_runs_the_token_check_and_names_the_file(built, tmp_path, monkey
 
 
 def test_nested_secrets_are_dropped_from_the_staged_recipe(built, tmp_path, monkeypatch):
-    out = copy(built, tmp_path)
+    out = copy_with_cache(built, tmp_path, monkeypatch)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "no-login"))
     recipe = yaml.safe_load((out / "recipe.resolved.yaml").read_text())
@@ -54,7 +48,7 @@ def test_nested_secrets_are_dropped_from_the_staged_recipe(built, tmp_path, monk
 
 
 def test_push_and_card_say_when_llama_cpp_cannot_convert_the_adapter(built, tmp_path, monkeypatch, capsys):
-    saved, plain = built, copy(built, tmp_path, "plain")
+    saved, plain = built, copy_with_cache(built, tmp_path, monkeypatch, "plain")
     config = json.loads((plain / "adapter_config.json").read_text())
     (plain / "adapter_config.json").write_text(json.dumps({**config, "modules_to_save": None}))
     assert gguf_lora_blockers(json.loads((plain / "adapter_config.json").read_text())) == []
@@ -66,7 +60,7 @@ def test_push_and_card_say_when_llama_cpp_cannot_convert_the_adapter(built, tmp_
     assert note in str(build_card(saved)) and "convert_lora_to_gguf" not in str(build_card(plain))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "no-login"))
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    out = copy(saved, tmp_path)
+    out = copy_with_cache(saved, tmp_path, monkeypatch)
     assert hub.push_main([str(out), "--repo-id", "alice/x", "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert f"note: {note} (modules_to_save). For GGUF, merge it" in printed
