@@ -124,7 +124,10 @@ class CheckpointMarker(TrainerCallback):
         if dist.is_available() and dist.is_initialized():
             dist.barrier()  # every rank's files (e.g. rng_state_1.pth) are written before the marker
         if state.is_world_process_zero:
+            from qwen_recipes.outputs.card import remove_foreign_cards
+
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            remove_foreign_cards(folder)  # PEFT's placeholder card goes before the marker records the files
             checkpoints.mark_complete(folder, state.global_step, args.world_size)
 
 
