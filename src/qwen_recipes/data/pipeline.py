@@ -23,7 +23,7 @@ from qwen_recipes.data.sources import DataError, is_local, iter_rows, local_file
 from qwen_recipes.recipe import Recipe
 from qwen_recipes.recipe.schema import DatasetSpec
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: the report counts thinking rows
 TOKENIZE_BATCH = 256
 
 
@@ -38,6 +38,7 @@ class DataReport:
     by_source: dict[str, dict[str, int]] = field(default_factory=dict)
     tokens: int = 0
     trained_tokens: int = 0
+    thinking_rows: int = 0  # SFT rows whose last assistant turn has reasoning (the rest are non-thinking)
     cache: str | None = None
 
     def skip(self, reason: str, where: str, detail: str = "") -> None:
@@ -60,6 +61,12 @@ class DataReport:
         )
         if self.tokens:  # only SFT/CPT are tokenized here; TRL tokenizes preference and GRPO rows itself
             line += f", {self.tokens:,} tokens ({self.trained_tokens:,} trained)"
+        if self.thinking_rows or self.trained_tokens < self.tokens:  # SFT: the thinking / non-thinking mix
+            share = self.thinking_rows / max(1, self.rows_used)
+            line += (
+                f"; thinking mix: {self.thinking_rows} reasoning / {self.rows_used - self.thinking_rows} non-thinking "
+                f"rows ({share:.0%} reasoning; unsloth advises >= 75% to keep a model's thinking)"
+            )
         return line
 
 
@@ -189,12 +196,20 @@ def tokenize_rows(
         if mask is not None:
             columns["assistant_masks"].append(mask)
             report.trained_tokens += sum(mask)
+            report.thinking_rows += _thinks(rows[i])
         else:
             report.trained_tokens += len(ids)
     if recipe.strict and errors:
         raise DataError(_strict_message(errors))
     report.rows_used = len(columns["input_ids"])
     return Dataset.from_dict(columns)
+
+
+def _thinks(row: dict[str, Any]) -> bool:
+    # A reasoning row: its last assistant turn carries reasoning (a field, or inline <think>...</think>).
+    turns = [m for m in row.get("messages") or [] if m.get("role") == "assistant"]
+    last = turns[-1] if turns else {}
+    return bool(str(last.get("reasoning_content") or "").strip()) or "</think>" in str(last.get("content") or "")
 
 
 def fingerprint(recipe: Recipe, tokenizer: Any, chat_template: str | None, key: str) -> str:

@@ -46,6 +46,20 @@ def plan(recipe: Recipe) -> dict[str, Any]:
     elif known_rows is not None and not recipe.get("packing"):
         steps = math.ceil(known_rows / per_step) * math.ceil(recipe.get("num_train_epochs"))
     sharding = {None: "none", "deepspeed": f"DeepSpeed ZeRO-{launch.zero_stage}", "fsdp": "FSDP"}[launch.engine]
+    return {**_base_plan(recipe, launch, known_rows, per_step, steps, sharding), **hybrid_plan(recipe)}
+
+
+def hybrid_plan(recipe: Recipe) -> dict[str, Any]:
+    """Kernels and packing of linear-attention families, experts and router loss of MoE ones, and warnings."""
+    from qwen_recipes.training import hybrid
+
+    kernels = hybrid.kernel_plan(recipe)
+    out: dict[str, Any] = {**kernels.lines, **hybrid.moe_lines(recipe, kernels.family)}
+    out.update({f"warning {i + 1}": w for i, w in enumerate(kernels.warnings)})
+    return out
+
+
+def _base_plan(recipe: Recipe, launch: Any, known_rows: Any, per_step: int, steps: Any, sharding: str) -> dict:
     return {
         "model": recipe.get("model_name_or_path"),
         "task": recipe.task,
