@@ -92,6 +92,7 @@ def setup_for(recipe: Recipe, gpus: int, gpu: GPU | None = None) -> Setup:
         optimizer=recipe.get("optim"),
         lora_r=int(recipe.get("lora_r")),
         lora_modules=recipe.get("lora_target_modules"),
+        lora_parameters=recipe.get("lora_target_parameters") if recipe.is_set("lora_target_parameters") else None,
         lora_dropout=float(recipe.get("lora_dropout") or 0.0),
         modules_to_save=list(recipe.get("lora_modules_to_save") or []),
         nested_quant=bool(recipe.get("use_bnb_nested_quant")),
@@ -152,6 +153,8 @@ def estimate_one(recipe: Recipe, arch: Arch, gpus: int, gpu: GPU, tok: Tokens, u
             notes.append("memory at max_length: without packing the longest row sets the peak (often shorter)")
     items = memory_items(arch, s)
     total = total_bytes(items)
+    if arch.linear_attention:
+        notes.append("Gated-DeltaNet layers costed with flash-linear-attention + causal-conv1d (the plan warns without)")
     budget = gpu.memory_gb * GB
     tokens, more = _train_tokens(recipe, tok, gpus, s.seq_len)
     notes += more
@@ -173,6 +176,8 @@ def estimate_one(recipe: Recipe, arch: Arch, gpus: int, gpu: GPU, tok: Tokens, u
             lora_modules=s.lora_modules,
             gradient_checkpointing=s.gradient_checkpointing,
             train_lm_head="lm_head" in s.modules_to_save,
+            lora_parameters=s.lora_parameters,
+            micro_batch=s.micro_batch,
         ).to_dict()
         executed = fl["total"]
         if recipe.task == "dpo":

@@ -81,44 +81,44 @@ class LinearAttention:
         """Forward FLOPs of the depthwise conv on one sequence (padded by kernel - 1, as transformers computes it)."""
         return float(2 * self.conv_dim * self.conv_kernel * (seq + self.conv_kernel - 1))
 
+    def _outside_core(self, batch: int, seq: int, hidden: int, peft: bool) -> tuple[float, float]:
+        # Projections' shared input, β = sigmoid(b), conv input, gated RMSNorm (fp32) and out_proj input,
+        # g = -exp(A_log)·softplus(a + dt_bias): what either kernel path keeps around the delta rule.
+        bt, v = batch * seq, self.v_heads
+        act = bt * hidden + bt * v + batch * self.conv_dim * seq
+        act += (2 if peft else 3) * bt * self.value_dim  # norm output, out_proj input (+ norm input, weight trained)
+        f32 = 3 * bt * self.value_dim + bt * v  # gated RMSNorm in fp32: input, gate, silu(gate); rsqrt per head
+        f32 += (0 if peft else 1) * bt * v + (1 if peft else 2) * v + bt * v  # softplus out/in, exp(A_log)
+        return float(act), float(f32)
+
     def saved(self, batch: int, seq: int, hidden: int, peft: bool) -> tuple[float, float, float]:
         """(activation-dtype elements, fp32 elements, bytes of bool masks) one layer saves, on the torch path.
 
-        The chunked delta rule upcasts q/k/v/β/g to fp32 and keeps its intra-chunk matrices (5 of c x c per chunk
-        and head), chunked q/k/v and the per-chunk states for backward; the gated RMSNorm works in fp32 too.
+        The torch chunked delta rule upcasts q/k/v/β/g to fp32 and keeps its intra-chunk matrices (5 of c x c per
+        chunk and head), padded and decayed q/k/v and the per-chunk states; the conv's padded output feeds silu.
         """
+        act, f32 = self._outside_core(batch, seq, hidden, peft)
         n, tp = self._chunks(seq)
-        c, dk, dv, v = CHUNK, self.k_dim, self.v_dim, self.v_heads
-        bt, hv = batch * seq, batch * v
-        act = bt * hidden + bt * v  # projections' shared input, β = sigmoid(b)
+        c, dk, dv, hv = CHUNK, self.k_dim, self.v_dim, batch * self.v_heads
         act += batch * self.conv_dim * (seq + self.conv_kernel - 1)  # silu input: the padded conv output
-        act += (2 if peft else 3) * bt * self.value_dim  # output norm and out_proj input (+ norm input, weight trained)
-        if not peft:
-            act += batch * self.conv_dim * seq  # conv input, for the conv weight's gradient
-        f32 = 3 * bt * self.value_dim + bt * v  # gated RMSNorm in fp32: input, gate, silu(gate); rsqrt per head
         f32 += 5 * hv * n * c * c  # decay matrix, K·βKᵀ, QKᵀ, UT system, intra-chunk attention
         f32 += (6 if n > 1 else 5) * hv * tp * dk  # padded/decayed q and k, βK, (I+A)⁻¹βK (+ decayed q, n > 1)
         f32 += 3 * hv * tp * dv + n * hv * dk * dv  # padded βV inputs, new values, per-chunk values; states
         f32 += 4 * hv * tp + hv * n  # β and three decay vectors per chunk position; chunk decays
         f32 += 2 * hv * seq * dk + 2 * hv * seq  # l2norm of q and k: inputs and inverse norms
-        f32 += (1 if peft else 2) * bt * v + (1 if peft else 2) * v  # softplus(a + dt_bias), exp(A_log)
-        f32 += bt * v  # softplus input
-        return float(act), float(f32), float(c * c)
+        return act, f32, float(c * c)
 
     def saved_fla(self, batch: int, seq: int, hidden: int, peft: bool) -> tuple[float, float, float]:
-        """The same with flash-linear-attention kernels (read from fla's chunk_gated_delta_rule, not measured here).
+        """The same with flash-linear-attention and causal-conv1d (from their autograd functions; no GPU here).
 
-        fla keeps q, k, v, g, β and the chunk-level A matrix (c per token and head) and recomputes the states in
-        backward; causal-conv1d keeps its input. Projections and the gated norm save what they save on either path.
+        fla's chunk_gated_delta_rule keeps q, k, v, β, g, the per-chunk A matrix (64 per token and head) and the
+        l2norm rstd, and recomputes the states in backward; causal-conv1d fuses silu and keeps its input.
         """
-        act_t, f32_t, _ = self.saved(batch, seq, hidden, peft)
-        n, tp = self._chunks(seq)
-        bt, hv = batch * seq, batch * self.v_heads
-        torch_core = 5 * hv * n * CHUNK * CHUNK + (6 if n > 1 else 5) * hv * tp * self.k_dim
-        torch_core += 3 * hv * tp * self.v_dim + n * hv * self.k_dim * self.v_dim + 4 * hv * tp + hv * n
-        torch_core += 2 * hv * seq * self.k_dim + 2 * hv * seq
-        fla_core = bt * (2 * self.key_dim + self.value_dim) + 2 * bt * self.v_heads + bt * self.v_heads * CHUNK
-        return act_t + fla_core, f32_t - torch_core + bt * self.v_heads, 0.0
+        act, f32 = self._outside_core(batch, seq, hidden, peft)
+        bt = batch * seq
+        act += bt * (2 * self.key_dim + self.value_dim)  # q, k, v after the conv
+        f32 += bt * self.v_heads * (CHUNK + 1) + 2 * bt * self.k_heads  # A, cumulated g, rstd of q and k
+        return act, f32, 0.0
 
 
 @dataclass(frozen=True)
@@ -175,18 +175,19 @@ class Experts:
     def saved(self, tokens: int, hidden: int, peft: bool, expert_lora: bool) -> tuple[float, float, float]:
         """(activation-dtype elements, fp32 elements, other bytes) one MoE block saves (eager/batched experts).
 
-        Router: its input, the fp32 softmax, top-k values and indices (int64); per routed token (tokens x top_k):
-        the gathered input, gate_up output, silu(gate), their product, the expert output and its routing weight,
-        and the index_add source and index. Expert LoRA adds W' of every expert (the folded weight the forward
+        Router: its input (when trained), the fp32 softmax, top-k values and indices (int64); per routed token
+        (tokens x top_k): the gathered input, gate_up output, silu(gate), their product, the expert output and its
+        routing weight, the index_add source, and the token and slot indices. Expert LoRA adds W' of every expert (the folded weight the forward
         used), which a frozen expert stack does not keep.
         """
         m, e, i = tokens * self.top_k, self.experts, self.intermediate
-        act = tokens * hidden + m * (3 * hidden + 4 * i + 1)
+        # The block's input is kept by the router when it is trained, and by the shared expert (or its LoRA).
+        act = tokens * hidden * (not peft or bool(self.shared_intermediate)) + m * (3 * hidden + 4 * i + 1)
         f32 = tokens * e + (tokens * (self.top_k + 1) if self.renormalise else 0)
-        other = 8 * (tokens * self.top_k + m)  # int64 top-k indices and index_add indices
+        other = 8 * (tokens * self.top_k + 2 * m)  # int64 top-k indices; token and slot indices per routed token
         if self.shared_intermediate:
             s = self.shared_intermediate
-            act += tokens * (4 * s + hidden + 2)  # shared SwiGLU, its output and sigmoid gate
+            act += tokens * (4 * s + hidden + 1)  # shared SwiGLU, its output and sigmoid gate
         if expert_lora:
             act += 3 * e * hidden * i  # W' = W + s·B·A for gate_up_proj and down_proj
         return float(act), float(f32), float(other)

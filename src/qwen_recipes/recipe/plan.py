@@ -23,7 +23,8 @@ def trainable_parameters(recipe: Recipe) -> str:
     total = arch.total_params()
     if recipe.method == "full":
         return f"{total:,} (all)"
-    n = lora_params(arch, recipe.get("lora_r"), recipe.get("lora_target_modules"))
+    experts = recipe.get("lora_target_parameters") if recipe.is_set("lora_target_parameters") else None
+    n = lora_params(arch, recipe.get("lora_r"), recipe.get("lora_target_modules"), experts)
     n += (
         sum(m in ("lm_head", "embed_tokens") for m in recipe.get("lora_modules_to_save") or [])
         * arch.vocab
