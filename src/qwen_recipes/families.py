@@ -101,6 +101,7 @@ class Family:
     attn_output_gate: bool = False  # cost model: q_proj also yields a sigmoid output gate (2x wide)
     # Packing / padding-free keeps sequences apart only with these kernels: import name -> pip distribution.
     varlen_kernels: dict[str, str] = field(default_factory=dict)
+    adapter_serving: str = ""  # what the card says about serving an expert-LoRA adapter of this family
 
     def template_stems(self) -> tuple[str, ...]:
         """Every official template stem of the family, the default first."""

@@ -155,6 +155,11 @@ QWEN3_5_MOE = register(
         lora_targets=(*DENSE_LINEARS, *GDN_LINEARS),
         lora_target_parameters=EXPERT_PARAMETERS,
         varlen_kernels=FLA_KERNELS,
+        adapter_serving=(
+            "This adapter trains the fused routed experts (PEFT target_parameters). vLLM does not load expert LoRA "
+            "for Qwen3.5-MoE yet (vllm-project/vllm#40005): serve it with transformers + PEFT, or merge it "
+            "(`qwen-recipes merge`) and serve the merged model."
+        ),
         checkpoints={
             **{f"Qwen/{k}": c for k, c in _QWEN3_5_MOE_SIZES.items()},
             "Qwen/Qwen3.5-35B-A3B-Base": _QWEN3_5_MOE_SIZES["Qwen3.5-35B-A3B"],
@@ -201,6 +206,11 @@ QWEN3_MOE = register(
         # which also reaches the router) makes PEFT rewrite them into expert targets with doubled rank.
         lora_targets=("q_proj", "k_proj", "v_proj", "o_proj"),
         lora_target_parameters=EXPERT_PARAMETERS,
+        adapter_serving=(
+            "This adapter trains the fused routed experts (PEFT target_parameters). vLLM serves Qwen3-MoE expert "
+            "LoRA through its FusedMoE LoRA layers (vllm-project/vllm PR #21229) in recent releases; older ones need "
+            "the merged model (`qwen-recipes merge`). transformers + PEFT load it as is."
+        ),
         checkpoints={hub_id: _QWEN3_MOE_SIZES[size] for hub_id, size in _QWEN3_MOE_IDS.items()},
         licences={hub_id: APACHE for hub_id in _QWEN3_MOE_IDS},
     )

@@ -71,6 +71,13 @@ def test_tiny_qwen3_5_lora_trains_and_its_adapter_applies_to_the_published_multi
         after = tuned(input_ids=ids).logits
     assert (after - before).abs().max() > 1e-3  # the adapter is applied, not silently dropped
 
+    from qwen_recipes.outputs.merge import merge_adapter
+
+    merged_dir = merge_adapter(out, tmp_path / "merged", dtype="fp32", base=str(base_dir))
+    merged = AutoModelForImageTextToText.from_pretrained(merged_dir, dtype=torch.float32)
+    with torch.no_grad():
+        assert torch.allclose(merged(input_ids=ids).logits, after, atol=1e-4)  # merged in the published class
+
 
 def _expert_run(tmp_path, chat_data, family: str, **extra):
     recipe = write_recipe(
@@ -268,3 +275,21 @@ def test_plan_keeps_packing_with_varlen_kernels_and_warns_on_cuda_without_them(t
     assert hybrid.kernel_plan(dense).lines == {}
     with pytest.raises(RecipeError, match="must be one of eager, grouped_mm, batched_mm"):
         load_recipe(tmp_path / "r.yaml", {"experts_implementation": "fast"})
+
+
+def test_card_of_an_expert_adapter_says_which_serving_paths_load_it(tmp_path):
+    from helpers import make_output
+
+    from qwen_recipes.outputs.card import build_card
+
+    experts = {"target_modules": ["q_proj"], "target_parameters": ["mlp.experts.gate_up_proj"], "lora_dropout": 0.0}
+    out = make_output(
+        tmp_path,
+        family="qwen3_moe",
+        lora=experts,
+        recipe={"base_model_id": "Qwen/Qwen3.5-35B-A3B"},
+        report={"base_model_id": "Qwen/Qwen3.5-35B-A3B"},
+    )
+    card = str(build_card(out))
+    assert "vLLM does not load expert LoRA for Qwen3.5-MoE yet (vllm-project/vllm#40005)" in card
+    assert "license: apache-2.0" in card

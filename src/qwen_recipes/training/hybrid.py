@@ -89,6 +89,11 @@ def kernel_plan(recipe: Recipe, model_type: str | None = None, cuda: bool | None
             f"{' and '.join(plan.missing)} not installed: the Gated-DeltaNet layers run the torch fallback, several "
             f"times slower (transformers#48718); pip install {' '.join(plan.missing)}"
         )
+    if recipe.method == "qlora":
+        plan.warnings.append(
+            "QLoRA on the Qwen3.5 line is not advised: unsloth measured higher than usual 4-bit quantization "
+            "differences, and bitsandbytes' 4-bit weights do not shard under DeepSpeed zero.Init; prefer method: lora"
+        )
     if asks_padding_free(recipe):
         plan.unpack = bool(plan.missing)
         plan.lines["packing"] = (
