@@ -293,3 +293,27 @@ def test_card_of_an_expert_adapter_says_which_serving_paths_load_it(tmp_path):
     card = str(build_card(out))
     assert "vLLM does not load expert LoRA for Qwen3.5-MoE yet (vllm-project/vllm#40005)" in card
     assert "license: apache-2.0" in card
+
+
+@pytest.mark.parametrize("family", ["qwen3_5_moe", "qwen3_moe"])
+def test_dry_run_trainable_parameters_count_the_expert_lora_as_peft_does(tmp_path, chat_data, family):
+    from peft import get_peft_model
+
+    from qwen_recipes.recipe.plan import trainable_parameters
+    from qwen_recipes.testbed import tiny_model
+    from qwen_recipes.training.model import peft_config
+
+    path = write_recipe(tmp_path / "r.yaml", model_name_or_path=f"tiny:{family}", datasets=[str(chat_data)])
+    recipe = load_recipe(path, {"lora_dropout": 0.0})
+    model = get_peft_model(tiny_model(family), peft_config(recipe))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable_parameters(recipe).startswith(f"{trainable:,} (")
+    experts = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and ".experts." in n)
+    assert experts > trainable / 3  # the experts hold most of the adapter
+
+
+def test_data_report_states_the_thinking_mix():
+    from qwen_recipes.data.pipeline import DataReport
+
+    line = DataReport(rows_read=4, rows_used=4, tokens=100, trained_tokens=40, thinking_rows=1).summary()
+    assert "thinking mix: 1 reasoning / 3 non-thinking rows (25% reasoning; unsloth advises >= 75%" in line

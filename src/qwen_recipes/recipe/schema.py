@@ -94,8 +94,8 @@ class RecipeArgs:
     experts_implementation: Literal["eager", "grouped_mm", "batched_mm"] | None = _f(
         None,
         "MoE expert kernels (transformers' experts_implementation): grouped_mm (one grouped GEMM; transformers' "
-        "default, eager where it cannot run), batched_mm (gathers each token's expert weights), eager (a loop over "
-        "experts). Unset: transformers' choice.",
+        "default, eager where it cannot run), eager (a loop over experts), batched_mm (gathers each routed token's "
+        "expert weights: memory grows with the batch, for small-batch generation). Unset: transformers' choice.",
     )
     output_router_logits: bool | None = _f(
         None,

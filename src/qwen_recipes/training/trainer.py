@@ -50,7 +50,7 @@ def _hybrid_args(recipe: Recipe, kwargs: dict[str, Any], cuda: bool) -> None:
         print(f"warning: {line}")
     if plan.unpack:
         print(f"packing: {plan.lines['packing']}")
-        kwargs["packing"] = kwargs["padding_free"] = False
+        kwargs.update({k: False for k in ("packing", "padding_free") if k in trl_fields()[recipe.config_class]})
 
 
 def make_trainer(
