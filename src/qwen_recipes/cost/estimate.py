@@ -154,7 +154,9 @@ def estimate_one(recipe: Recipe, arch: Arch, gpus: int, gpu: GPU, tok: Tokens, u
     items = memory_items(arch, s)
     total = total_bytes(items)
     if arch.linear_attention:
-        notes.append("Gated-DeltaNet layers costed with flash-linear-attention + causal-conv1d (the plan warns without)")
+        notes.append(
+            "Gated-DeltaNet layers costed with flash-linear-attention + causal-conv1d (the plan warns without)"
+        )
     budget = gpu.memory_gb * GB
     tokens, more = _train_tokens(recipe, tok, gpus, s.seq_len)
     notes += more
