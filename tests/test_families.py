@@ -18,8 +18,10 @@ def test_every_family_has_its_templates_tokenizer_and_tiny_model():
     assert [f.name for f in families.families()][:2] == ["qwen2_5", "qwen3"]
     for f in families.families():
         assert families.get(f.model_type) is families.get(f.name) is f
-        assert not has_generation_markers(f.official_template())
-        assert has_generation_markers(f.training_template())
+        for stem in f.template_stems():  # every official template of the family, with its training variant
+            assert not has_generation_markers(f.official_template(stem))
+            assert has_generation_markers(f.training_template(stem))
+            assert families.detect(f.official_template(stem), None).template_stems() == f.template_stems()
         assert tiktoken_ranks_path(f.name).is_file()
         assert tiny_config(f.name).model_type == f.model_type
         assert set(f.lora_targets) and all(isinstance(t, str) for t in f.lora_targets)

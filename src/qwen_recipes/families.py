@@ -92,14 +92,36 @@ class Family:
     checkpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # Hub id -> published config.json values
     licences: dict[str, dict[str, str]] = field(default_factory=dict)  # Hub id -> card licence metadata
     template_dir: Path = TEMPLATE_DIR
+    # Further official templates of the family's checkpoints (other sizes or versions), each with its _training file.
+    template_variants: tuple[str, ...] = ()
+    # The transformers auto class of the published checkpoints (natively multimodal ones load with their vision
+    # tower, so an adapter's module names are the published model's).
+    auto_class: str = "AutoModelForCausalLM"
+    lora_target_parameters: tuple[str, ...] = ()  # fused 3-D expert weights LoRA adapts (PEFT `target_parameters`)
+    attn_output_gate: bool = False  # cost model: q_proj also yields a sigmoid output gate (2x wide)
+    # Packing / padding-free keeps sequences apart only with these kernels: import name -> pip distribution.
+    varlen_kernels: dict[str, str] = field(default_factory=dict)
+    adapter_serving: str = ""  # what the card says about serving an expert-LoRA adapter of this family
 
-    def official_template(self) -> str:
-        """The family's official chat template (to recognise a tokenizer)."""
-        return (self.template_dir / f"{self.template}.jinja").read_text(encoding="utf-8")
+    def template_stems(self) -> tuple[str, ...]:
+        """Every official template stem of the family, the default first."""
+        return (self.template, *self.template_variants)
 
-    def training_template(self) -> str:
-        """The family's training template: the official text plus `{% generation %}` markers."""
-        return (self.template_dir / f"{self.template}_training.jinja").read_text(encoding="utf-8")
+    def official_template(self, stem: str | None = None) -> str:
+        """The family's official chat template (to recognise a tokenizer); `stem` picks a variant."""
+        return (self.template_dir / f"{stem or self.template}.jinja").read_text(encoding="utf-8")
+
+    def training_template(self, stem: str | None = None) -> str:
+        """The family's training template: the official text plus `{% generation %}` markers; `stem` picks a variant."""
+        return (self.template_dir / f"{stem or self.template}_training.jinja").read_text(encoding="utf-8")
+
+    def stem_of(self, chat_template: str | None) -> str | None:
+        """The stem whose official or training template is `chat_template` (byte for byte, outer whitespace aside)."""
+        text = (chat_template or "").strip()
+        for stem in self.template_stems() if text else ():
+            if text in (self.official_template(stem).strip(), self.training_template(stem).strip()):
+                return stem
+        return None
 
     def config_cls(self) -> type:
         """The transformers config class (imported on first use)."""
@@ -187,25 +209,26 @@ def tiny_config_values(family: Family, **overrides: Any) -> dict[str, Any]:
     """The tiny test-bed config of a family as config.json values (vocabulary and special ids included)."""
     tok = family.tokenizer
     ids = {content: tok.first_added_id + i for i, (content, _) in enumerate(tok.added)}
-    values = {
-        "model_type": family.model_type,
+    text = {
         "vocab_size": tok.vocab_size,
         "bos_token_id": ids.get(tok.base_eos),
         "eos_token_id": ids.get(tok.chat_eos),
         "pad_token_id": ids.get(tok.base_eos),
-        **family.tiny,
     }
+    if "text_config" in family.tiny:  # a multimodal config: the language model's numbers live in text_config
+        values = {"model_type": family.model_type, **family.tiny}
+        values["text_config"] = {**text, **family.tiny["text_config"], **overrides.pop("text_config", {})}
+    else:
+        values = {"model_type": family.model_type, **text, **family.tiny}
     values.update(overrides)
     return values
 
 
 def detect(chat_template: str | None, model_type: str | None) -> Family | None:
     """The family of a tokenizer: its own template first (byte for byte), `config.model_type` second."""
-    template = (chat_template or "").strip()
-    if template:
-        for f in _REGISTRY.values():
-            if template in (f.official_template().strip(), f.training_template().strip()):
-                return f
+    for f in _REGISTRY.values():
+        if f.stem_of(chat_template):
+            return f
     return find(model_type)
 
 
@@ -308,7 +331,13 @@ QWEN3 = register(
         tokenizer=Tokenizer(ranks="qwen.tiktoken", added=QWEN3_ADDED, first_added_id=151643, vocab_size=151936),
         tiny={**TINY_DENSE, "head_dim": 16},
         qk_norm=True,
-        checkpoints={f"Qwen/Qwen3-{s}{v}": c for s, c in _QWEN3_SIZES.items() for v in ("", "-Base")},
+        template_variants=("qwen3_instruct_2507",),  # Qwen3-*-Instruct-2507: no think blocks at all
+        checkpoints={
+            **{f"Qwen/Qwen3-{s}{v}": c for s, c in _QWEN3_SIZES.items() for v in ("", "-Base")},
+            # The 2507 4B checkpoints keep Qwen3-4B's architecture (config.json copy and GGUF metadata of
+            # Qwen3-4B-Instruct-2507: 36 layers, 2560 hidden, 9728 FFN, 32/8 heads, tied); only the context grew.
+            **{f"Qwen/Qwen3-4B-{v}-2507": _QWEN3_SIZES["4B"] for v in ("Instruct", "Thinking")},
+        },
         licences={
             **{f"Qwen/Qwen3-{s}{v}": APACHE for s in ("0.6B", "1.7B", "4B", "8B", "14B") for v in ("", "-Base")},
             "Qwen/Qwen3-32B": APACHE,
@@ -316,3 +345,8 @@ QWEN3 = register(
         },
     )
 )
+
+# ------------------------------------------------------------------- the Qwen3.5 line (3.5, 3.6, 3.8) and Qwen3-MoE
+# qwen3_5, qwen3_5_moe and qwen3_moe are registered in families_qwen3_5.py (kept apart so no module passes 400
+# lines); importing it here means every `families` user sees them.
+from qwen_recipes import families_qwen3_5  # noqa: E402,F401

@@ -110,15 +110,18 @@ def tiny_config(family: str = "qwen3", **overrides: Any) -> Any:
 
 
 def tiny_model(family: str = "qwen3", seed: int = 0, **overrides: Any) -> Any:
-    """A tiny random causal LM of a family (fp32), deterministic for a given seed."""
+    """A tiny random model of a family in its published class (fp32), deterministic for a given seed."""
     import torch
-    from transformers import AutoModelForCausalLM
+    import transformers
 
     config = tiny_config(family, **overrides)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.generation_config.eos_token_id = [config.eos_token_id, config.pad_token_id]
-    model.generation_config.pad_token_id = config.pad_token_id
+    # The family's published class: a natively multimodal family gets its (tiny) vision tower too.
+    auto = getattr(transformers, families.get(family).auto_class)
+    model = auto.from_config(config, dtype=torch.float32)
+    text = config.get_text_config()
+    model.generation_config.eos_token_id = [text.eos_token_id, text.pad_token_id]
+    model.generation_config.pad_token_id = text.pad_token_id
     return model
 
 

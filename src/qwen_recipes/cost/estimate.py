@@ -111,6 +111,7 @@ def setup_for(recipe: Recipe, gpus: int, gpu: GPU | None = None) -> Setup:
         optimizer=recipe.get("optim"),
         lora_r=int(recipe.get("lora_r")),
         lora_modules=recipe.get("lora_target_modules"),
+        lora_parameters=recipe.get("lora_target_parameters") if recipe.is_set("lora_target_parameters") else None,
         lora_dropout=float(recipe.get("lora_dropout") or 0.0),
         modules_to_save=list(recipe.get("lora_modules_to_save") or []),
         nested_quant=bool(recipe.get("use_bnb_nested_quant")),
@@ -204,6 +205,8 @@ def work_for(recipe: Recipe, arch: Arch, s: Setup, tok: Tokens, tokens: int, not
         sharded_weights=s.zero_stage == 3,
         weight_bytes=s.weight_bytes,
         offload_params=s.offload_params,
+        lora_parameters=s.lora_parameters,
+        micro_batch=mb,
     )
     if recipe.task == "dpo":
         w.extra_forward_flops = F.dpo_reference_flops(arch, tokens, int(w.attn_len))
@@ -248,6 +251,10 @@ def estimate_one(
     s, notes = p.setup, p.notes
     items = memory_items(arch, s)
     total = total_bytes(items)
+    if arch.linear_attention:
+        notes.append(
+            "Gated-DeltaNet layers costed with flash-linear-attention + causal-conv1d (the plan warns without)"
+        )
     fits = total <= gpu.memory_gb * GB
     rate, source, chosen = (float(usd), "given", None) if usd is not None else (None, "no price known", None)
     if usd is None and (o := offer(gpu.name, provider)) is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from qwen_recipes.cost import layer_memory
 from qwen_recipes.cost.flops import lora_params, lora_targets
 from qwen_recipes.cost.models import Arch
 
@@ -69,6 +70,8 @@ class Setup:
     offload_optimizer: bool = False
     offload_params: bool = False
     fused_lm_head: bool = False  # TRL >= 1.16 SFT/DPO/GRPO: the loss is computed in tiles, never full logits
+    lora_parameters: object = None  # fused expert weights LoRA adapts (None: the family's)
+    linear_attention_kernel: str = "fla"  # Gated-DeltaNet kernels: fla (flash-linear-attention) or torch
 
 
 def _per_token_layer_elements(arch: Arch, s: Setup) -> tuple[float, float]:
@@ -97,6 +100,8 @@ def _per_token_layer_elements(arch: Arch, s: Setup) -> tuple[float, float]:
 
 def saved_activation_bytes(arch: Arch, s: Setup) -> float:
     """Bytes autograd holds for backward at the end of the forward pass (logits/loss excluded)."""
+    if layer_memory.layered(arch):  # hybrid / MoE / gated attention: counted part by part
+        return layer_memory.saved_bytes(arch, s)
     tokens = s.micro_batch * s.seq_len
     peft = s.method in ("lora", "qlora")
     # After the layers: the final norm (input, + normalised and output when the head is trained).
@@ -115,6 +120,8 @@ def recompute_bytes(arch: Arch, s: Setup) -> float:
     """Under gradient checkpointing, one layer's activations live again while it is recomputed for backward."""
     if not s.gradient_checkpointing:
         return 0.0
+    if layer_memory.layered(arch):
+        return layer_memory.recompute_bytes(arch, s)
     elems, fp32 = _per_token_layer_elements(arch, s)
     return s.micro_batch * s.seq_len * (elems * s.act_bytes + fp32 * 4)
 
@@ -153,6 +160,10 @@ def memory_items(arch: Arch, s: Setup) -> dict[str, float]:
     embed_params = arch.embedding_params()
     small = arch.layers * arch.layer_small_params() + arch.hidden
     linear = arch.layers * arch.layer_linear_params()
+    if layer_memory.layered(arch):
+        # bitsandbytes quantises nn.Linear only: fused experts, routers and a vision tower stay 16-bit.
+        small = arch.decoder_small_params() + arch.expert_params() + arch.vision_params
+        linear = arch.decoder_linear_params()
 
     # Weights.
     if s.method == "qlora":
@@ -166,14 +177,17 @@ def memory_items(arch: Arch, s: Setup) -> dict[str, float]:
             items[k] = 0.0
     if s.zero_stage >= 3 and n > 1:
         # The engine gathers full layers to compute: the current one and a prefetched one.
-        largest = max(arch.layer_linear_params() + arch.layer_small_params(), arch.vocab * arch.hidden)
+        per_layer = arch.layer_linear_params() + arch.layer_small_params()
+        if layer_memory.layered(arch):
+            per_layer = (arch.total_params() - embed_params - arch.vision_params) / max(1, arch.layers)
+        largest = max(per_layer, arch.vocab * arch.hidden)
         items["gathered layers (ZeRO-3/FSDP)"] = 2 * largest * max(2, s.weight_bytes)
 
     # Trainable parameters, gradients, optimizer states.
     if s.method == "full":
         trainable, p_bytes = arch.total_params(), s.weight_bytes
     else:
-        trainable, p_bytes = lora_params(arch, s.lora_r, s.lora_modules), 4  # PEFT keeps adapters in fp32
+        trainable, p_bytes = lora_params(arch, s.lora_r, s.lora_modules, s.lora_parameters), 4  # PEFT: fp32
         items["LoRA adapters (fp32)"] = trainable * 4.0
         if s.modules_to_save:
             saved = arch.vocab * arch.hidden * sum(m in ("lm_head", "embed_tokens") for m in s.modules_to_save)

@@ -46,6 +46,8 @@ class CostMeter(TrainerCallback):
         self.method = "full"
         self.gradient_checkpointing = False
         self.lora_r, self.lora_modules, self.train_lm_head = 16, "all-linear", False
+        self.lora_parameters: list[str] | None = None  # fused expert weights under LoRA (MoE)
+        self.micro_batch = 1
 
     # ------------------------------------------------------------------ callback hooks
     def on_train_begin(self, args, state, control, model=None, **kwargs):
@@ -99,8 +101,10 @@ class CostMeter(TrainerCallback):
             targets = getattr(cfg, "target_modules", None)
             self.lora_modules = sorted(targets) if isinstance(targets, (set, list)) else targets
             self.train_lm_head = "lm_head" in (getattr(cfg, "modules_to_save", None) or [])
+            self.lora_parameters = sorted(getattr(cfg, "target_parameters", None) or [])
         self.gradient_checkpointing = bool(getattr(args, "gradient_checkpointing", False))
         self.seq_len = int(getattr(args, "max_length", None) or self.seq_len)
+        self.micro_batch = int(getattr(args, "per_device_train_batch_size", 1) or 1)
 
     # ------------------------------------------------------------------ results
     def model_flops(self) -> float | None:
@@ -116,6 +120,8 @@ class CostMeter(TrainerCallback):
             lora_modules=self.lora_modules,
             gradient_checkpointing=self.gradient_checkpointing,
             train_lm_head=self.train_lm_head,
+            lora_parameters=self.lora_parameters,
+            micro_batch=self.micro_batch,
         ).model
 
     def segment(self) -> dict[str, Any]:

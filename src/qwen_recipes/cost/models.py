@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qwen_recipes import families
+from qwen_recipes.cost.layers import (
+    Experts,
+    LinearAttention,
+    experts_from_config,
+    linear_attention_from_config,
+    vision_params,
+)
 from qwen_recipes.errors import UserError
 
 if TYPE_CHECKING:
@@ -35,12 +42,55 @@ class Arch:
     tie_word_embeddings: bool
     qkv_bias: bool = False  # biases on q/k/v (the family says)
     qk_norm: bool = False  # RMSNorm on q and k per head (the family says)
+    attn_output_gate: bool = False  # q_proj also yields a sigmoid output gate (Qwen3.5: 2x wide)
+    linear_attention: LinearAttention | None = None  # Gated-DeltaNet layers of a hybrid (cost/layers.py)
+    moe: Experts | None = None  # fused-expert MoE blocks (cost/layers.py)
+    vision_params: int = 0  # a vision tower loaded with the checkpoint (frozen by text-only training)
+
+    @property
+    def full_attention_layers(self) -> int:
+        """Decoder layers with softmax attention (all of them unless the model is a linear-attention hybrid)."""
+        return self.layers - (self.linear_attention.layers if self.linear_attention else 0)
+
+    @property
+    def dense_mlp_layers(self) -> int:
+        """Decoder layers with a dense SwiGLU MLP (all of them unless the model has MoE blocks)."""
+        return self.layers - (self.moe.layers if self.moe else 0)
+
+    def linear_groups(self) -> list[tuple[int, dict[str, tuple[int, int]]]]:
+        """(number of layers, {name: (in, out)}) of the decoder's nn.Linear modules, grouped by layer part."""
+        full = self.linear_shapes()
+        attn = {k: full[k] for k in ("q_proj", "k_proj", "v_proj", "o_proj")}
+        mlp = {k: full[k] for k in ("gate_proj", "up_proj", "down_proj")}
+        groups = [(self.full_attention_layers, attn), (self.dense_mlp_layers, mlp)]
+        if self.linear_attention:
+            groups.append((self.linear_attention.layers, self.linear_attention.linear_shapes(self.hidden)))
+        if self.moe and self.moe.shared_intermediate:
+            groups.append((self.moe.layers, self.moe.linear_shapes(self.hidden)))
+        return [(n, shapes) for n, shapes in groups if n and shapes]
+
+    def decoder_linear_params(self) -> int:
+        """Weights of every nn.Linear of the decoder layers (the routed experts are fused parameters, not counted)."""
+        return sum(n * sum(i * o for i, o in shapes.values()) for n, shapes in self.linear_groups())
+
+    def decoder_small_params(self) -> int:
+        """Norms, biases, Gated-DeltaNet conv/gates and the final norm (never quantised)."""
+        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        attn = (q + 2 * kv if self.qkv_bias else 0) + (2 * self.head_dim if self.qk_norm else 0)
+        small = self.layers * 2 * self.hidden + self.full_attention_layers * attn + self.hidden
+        if self.linear_attention:
+            small += self.linear_attention.layers * self.linear_attention.small_params()
+        return small
+
+    def expert_params(self) -> int:
+        """Fused routed-expert weights and routers of every MoE layer (bitsandbytes leaves them 16-bit)."""
+        return self.moe.layers * self.moe.expert_params(self.hidden) if self.moe else 0
 
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
-        """(in, out) of every linear layer of one decoder layer."""
+        """(in, out) of every linear layer of one full-attention decoder layer with a dense MLP."""
         q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
         return {
-            "q_proj": (self.hidden, q),
+            "q_proj": (self.hidden, q * (2 if self.attn_output_gate else 1)),
             "k_proj": (self.hidden, kv),
             "v_proj": (self.hidden, kv),
             "o_proj": (q, self.hidden),
@@ -66,8 +116,11 @@ class Arch:
 
     def total_params(self) -> int:
         """All parameters, counting tied embeddings once (as `model.num_parameters()` does)."""
+        if self.linear_attention or self.moe or self.attn_output_gate:
+            decoder = self.decoder_linear_params() + self.decoder_small_params() + self.expert_params()
+            return decoder + self.embedding_params() + self.vision_params
         per_layer = self.layer_linear_params() + self.layer_small_params()
-        return self.layers * per_layer + self.embedding_params() + self.hidden  # + final norm
+        return self.layers * per_layer + self.embedding_params() + self.hidden + self.vision_params  # + final norm
 
 
 def builtin() -> dict[str, Arch]:
@@ -100,11 +153,14 @@ def arch_from_config(cfg: dict[str, Any]) -> Arch:
     try:
         heads = int(text["num_attention_heads"])
         hidden = int(text["hidden_size"])
+        layers = int(text["num_hidden_layers"])
+        moe = experts_from_config(text, layers)
         return Arch(
             model_type=model_type,
             hidden=hidden,
-            intermediate=int(text["intermediate_size"]),
-            layers=int(text["num_hidden_layers"]),
+            # MoE configs without dense layers may carry no intermediate_size (Qwen3.5-MoE)
+            intermediate=int(text["intermediate_size"] if not moe or "intermediate_size" in text else 0),
+            layers=layers,
             heads=heads,
             kv_heads=int(text.get("num_key_value_heads") or heads),
             head_dim=int(text.get("head_dim") or hidden // heads),
@@ -112,6 +168,10 @@ def arch_from_config(cfg: dict[str, Any]) -> Arch:
             tie_word_embeddings=bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
             qkv_bias=family.qkv_bias,
             qk_norm=family.qk_norm,
+            attn_output_gate=family.attn_output_gate,
+            linear_attention=linear_attention_from_config(text, layers),
+            moe=moe,
+            vision_params=vision_params(cfg.get("vision_config")) if isinstance(cfg.get("vision_config"), dict) else 0,
         )
     except KeyError as e:
         raise UnknownModel(f"config.json lacks {e.args[0]!r}; is this a decoder-only causal LM?") from None

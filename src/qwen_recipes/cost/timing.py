@@ -66,6 +66,8 @@ class Work:
     extra_forward_flops: float = 0.0  # DPO's reference forward (executed at the same rate)
     generated_tokens: int = 0  # GRPO rollouts
     generation_flops: float = 0.0
+    lora_parameters: object = None  # fused expert weights LoRA adapts (MoE; None: the family's)
+    micro_batch: int = 1  # sequences per forward call (the expert-LoRA fold costs per call)
 
 
 @dataclass
@@ -101,23 +103,30 @@ def causal_fraction(attn_len: float, kernel: str) -> float:
 
 def attention_flops(arch: Arch, tokens: float, attn_len: float, kernel: str, gradient_checkpointing: bool) -> float:
     """Executed attention FLOPs (QK^T and AV) of `tokens` tokens: forward, backward, recomputation."""
-    forward = 4 * arch.heads * arch.head_dim * attn_len * arch.layers * causal_fraction(attn_len, kernel)
+    layers = arch.full_attention_layers  # a Gated-DeltaNet hybrid has softmax attention in a quarter of its layers
+    forward = 4 * arch.heads * arch.head_dim * attn_len * layers * causal_fraction(attn_len, kernel)
     backward = (2.0 if "eager" in kernel else 2.5) * forward  # flash recomputes QK^T in its backward
     return float(tokens * (forward + backward + (forward if gradient_checkpointing else 0.0)))
 
 
 def linear_flops(arch: Arch, w: Work, tokens: float) -> float:
-    """Executed FLOPs of every linear layer (recomputation included, attention excluded)."""
-    return training_flops(
+    """Executed FLOPs of everything but softmax attention (recomputation included): linears, experts, DeltaNet."""
+    seq = max(1, round(w.attn_len))  # Gated-DeltaNet's chunked core and the expert fold depend on the length
+    total = training_flops(
         arch,
         int(tokens),
-        0,
+        seq,
         w.method,
         lora_r=w.lora_r,
         lora_modules=w.lora_modules,
         gradient_checkpointing=w.gradient_checkpointing,
         train_lm_head=w.train_lm_head,
+        lora_parameters=w.lora_parameters,
+        micro_batch=w.micro_batch,
     ).total
+    # training_flops counts softmax attention full (s x s) once forward, twice backward, once more when recomputed.
+    softmax = arch.full_attention_layers * 4 * seq * arch.heads * arch.head_dim * (4 if w.gradient_checkpointing else 3)
+    return total - tokens * softmax
 
 
 def _per_micro(arch: Arch, w: Work, gpu: GPU, consts: dict[str, Any]) -> dict[str, float]:
@@ -175,6 +184,8 @@ def predict(arch: Arch, w: Work, gpu: GPU, consts: dict[str, Any] | None = None)
         lora_modules=w.lora_modules,
         gradient_checkpointing=w.gradient_checkpointing,
         train_lm_head=w.train_lm_head,
+        lora_parameters=w.lora_parameters,
+        micro_batch=w.micro_batch,
     ).model
     peak = w.gpus * gpu.peak_tflops * 1e12 * seconds
     notes = []

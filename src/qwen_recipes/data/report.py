@@ -26,6 +26,7 @@ class DataReport:
     dedup: bool = False  # whether they were removed (`dedup: true`)
     tokens_per_epoch: int = 0
     loss_tokens_per_epoch: int = 0
+    thinking_rows: int = 0  # SFT rows whose last assistant turn has reasoning (the rest are non-thinking)
     cache: str | None = None
     # (source index, file:line) of each row handed on, so later drops name the row and its source.
     origins: list[tuple[int, str]] = field(default_factory=list, repr=False)
@@ -80,6 +81,12 @@ class DataReport:
         )
         if self.tokens_per_epoch:  # only SFT/CPT are tokenized here; TRL tokenizes preference and GRPO rows itself
             line += f"; per epoch {self.tokens_per_epoch:,} tokens seen, {self.loss_tokens_per_epoch:,} loss tokens"
+        if self.thinking_rows or self.loss_tokens_per_epoch < self.tokens_per_epoch:  # SFT: the thinking mix
+            share = self.thinking_rows / max(1, self.rows_used)
+            line += (
+                f"; thinking mix: {self.thinking_rows} reasoning / {self.rows_used - self.thinking_rows} non-thinking "
+                f"rows ({share:.0%} reasoning; unsloth advises >= 75% to keep a model's thinking)"
+            )
         lines = [line, *self.notes()]
         if len(self.by_source) > 1 or any(s["requested"] != "all" for s in self.by_source):
             lines.append("mix: " + "; ".join(mix_entry(s) for s in self.by_source))

@@ -41,10 +41,10 @@ def resolve_training_template(tokenizer: Any, model_type: str | None, chat_templ
                 "{% generation %}...{% endgeneration %} (see src/qwen_recipes/templates/qwen3_training.jinja)"
             )
         return text
-    family = families.detect(getattr(tokenizer, "chat_template", None), model_type)
-    if family is not None:
-        return family.training_template()
     own = getattr(tokenizer, "chat_template", None)
+    family = families.detect(own, model_type)
+    if family is not None:  # the variant the tokenizer ships (e.g. Qwen3.6's), else the family's default
+        return family.training_template(family.stem_of(own))
     if has_generation_markers(own):
         return own
     raise TemplateError(

@@ -190,6 +190,17 @@ def _limitations(run: Run, parameters: int | None) -> list[str]:
                    + "; vLLM's LoRA serving cannot load that: merge it (`qwen-recipes merge`) and serve the merge.")  # fmt: skip
     if note := gguf_note(run.adapter):
         out.append(note)
+    if run.adapter and run.adapter.get("target_parameters"):  # expert LoRA: say which serving paths load it
+        from qwen_recipes import families
+
+        base = run.report.get("base_model_id") or run.recipe.get("base_model_id")
+        family = families.for_checkpoint(str(base)) if base else None
+        out.append(
+            family.adapter_serving
+            if family and family.adapter_serving
+            else "This adapter trains fused MoE expert weights (PEFT target_parameters), which not every serving "
+            "stack loads: check yours, or merge it (`qwen-recipes merge`) and serve the merged model."
+        )
     out.append("It inherits the base model's limitations and biases and was not evaluated for safety.")
     return out
 

@@ -109,7 +109,9 @@ def merge_adapter(
     """
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
+
+    from qwen_recipes.training.model import auto_class
 
     output_dir, out = Path(output_dir), Path(out)
     base = base or adapter_base(output_dir)
@@ -120,7 +122,8 @@ def merge_adapter(
         raise MergeError(f"--out {out} is the adapter folder itself; choose a new folder so the adapter stays intact")
     # The merge is done in fp32 whatever the adapter was trained on (a QLoRA adapter is merged onto the
     # full-precision base, never the 4-bit one), then cast once, so rounding happens a single time.
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    # The family's published class (Qwen3.5: with its vision tower), whose module names the adapter was saved with.
+    model = auto_class(AutoConfig.from_pretrained(base).model_type).from_pretrained(base, dtype=torch.float32)
     rows = _embedding_rows(output_dir)
     if rows is not None and rows != model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(rows)  # the adapter trained a resized vocabulary; match it before loading

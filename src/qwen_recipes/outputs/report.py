@@ -89,10 +89,19 @@ def build_report(
         "data": data_report.to_dict(),
         "loss": {"first": losses[0], "final": losses[-1], "min": min(losses)} if losses else None,
         "loss_curve": [[step, round(loss, 6)] for step, loss in curve],
+        # MoE router load-balancing loss (TRL logs it as aux_loss when router_aux_loss_coef is on); None otherwise.
+        "aux_loss": _aux_loss(state.log_history),
         "peak_memory_bytes": peak_memory_bytes(),
         "random_init": tiny_family(recipe.get("model_name_or_path")) is not None,
         "cost": cost,
     }
+
+
+def _aux_loss(log_history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    points = [(e["step"], float(e["aux_loss"])) for e in log_history if "aux_loss" in e and "loss" in e]
+    if not points:
+        return None
+    return {"first": points[0][1], "final": points[-1][1], "curve": [[s, round(v, 6)] for s, v in points]}
 
 
 def write_resolved_recipe(recipe: Recipe, output_dir: Path) -> Path:

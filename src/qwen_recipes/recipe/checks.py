@@ -95,4 +95,8 @@ def check_launch(recipe: Recipe, env: dict[str, str] | None = None, planned: boo
                 f"{where('attn_implementation', 'recipe')}: attn_implementation={attn!r} with context parallelism "
                 f"(cp_size={launch.cp_size}): torch CP supports only sdpa; set attn_implementation: sdpa"
             )
+
+    from qwen_recipes.training import hybrid  # expert LoRA, router keys on the recipe's family (torch-free)
+
+    problems += hybrid.problems(recipe)
     return problems

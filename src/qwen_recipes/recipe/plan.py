@@ -23,7 +23,8 @@ def trainable_parameters(recipe: Recipe) -> str:
     total = arch.total_params()
     if recipe.method == "full":
         return f"{total:,} (all)"
-    n = lora_params(arch, recipe.get("lora_r"), recipe.get("lora_target_modules"))
+    experts = recipe.get("lora_target_parameters") if recipe.is_set("lora_target_parameters") else None
+    n = lora_params(arch, recipe.get("lora_r"), recipe.get("lora_target_modules"), experts)
     n += (
         sum(m in ("lm_head", "embed_tokens") for m in recipe.get("lora_modules_to_save") or [])
         * arch.vocab
@@ -108,6 +109,25 @@ def plan(recipe: Recipe) -> dict[str, Any]:
     sharding = {None: "none", "deepspeed": f"DeepSpeed ZeRO-{launch.zero_stage}", "fsdp": "FSDP"}[launch.engine]
     loads = {"tiny": "tiny random test-bed model (built offline)", "local": "local folder",
              "cache": "Hugging Face cache", "hub": "the Hub (downloaded at load)"}[model_from]  # fmt: skip
+    return {
+        **_base_plan(recipe, launch, loads, data_lines, known_rows, per_step, steps, sharding),
+        **hybrid_plan(recipe),
+    }
+
+
+def hybrid_plan(recipe: Recipe) -> dict[str, Any]:
+    """Kernels and packing of linear-attention families, experts and router loss of MoE ones, and warnings."""
+    from qwen_recipes.training import hybrid
+
+    kernels = hybrid.kernel_plan(recipe)
+    out: dict[str, Any] = {**kernels.lines, **hybrid.moe_lines(recipe, kernels.family)}
+    out.update({f"warning {i + 1}": w for i, w in enumerate(kernels.warnings)})
+    return out
+
+
+def _base_plan(
+    recipe: Recipe, launch: Any, loads: str, data_lines: Any, known_rows: Any, per_step: int, steps: Any, sharding: str
+) -> dict[str, Any]:
     return {
         "model": f"{recipe.get('model_name_or_path')} ({loads})",
         "task": recipe.task,

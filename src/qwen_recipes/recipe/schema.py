@@ -121,6 +121,18 @@ class RecipeArgs:
     price_per_gpu_hour: float | None = _f(None, "USD per GPU-hour for cost reports (default: the price table).")
     dataset_tokens: int | None = _f(None, "Training tokens per epoch, when known, for cost estimates before data.")
     reported: Reported | None = _f(None, "Published numbers this recipe reproduces (source, hardware, time, cost).")
+    experts_implementation: Literal["eager", "grouped_mm", "batched_mm"] | None = _f(
+        None,
+        "MoE expert kernels (transformers' experts_implementation): grouped_mm (one grouped GEMM; transformers' "
+        "default, eager where it cannot run), eager (a loop over experts), batched_mm (gathers each routed token's "
+        "expert weights: memory grows with the batch, for small-batch generation). Unset: transformers' choice.",
+    )
+    output_router_logits: bool | None = _f(
+        None,
+        "MoE: compute the router load-balancing loss, add router_aux_loss_coef x it to the loss and log it as "
+        "aux_loss. Unset: on for SFT/DPO at the checkpoint's coefficient (0.001 for Qwen3-MoE and Qwen3.5-MoE), off "
+        "for GRPO; false turns it off.",
+    )
     rewards: list[str] = _f([], "GRPO reward function names (see qwen_recipes.training.rewards).")
     reward_kwargs: dict[str, Any] = _f({}, "Keyword arguments per reward name, e.g. {length: {max_tokens: 512}}.")
 

@@ -113,6 +113,14 @@ def lora_target_modules(recipe: Recipe) -> Any:
     return list(family.lora_targets) if family else targets
 
 
+def lora_target_parameters(recipe: Recipe) -> list[str] | None:
+    """The recipe's expert-parameter LoRA targets, else the family's (fused MoE experts); None for dense families."""
+    if recipe.is_set("lora_target_parameters"):
+        return recipe.get("lora_target_parameters")
+    family = families.find(model_type(recipe))
+    return list(family.lora_target_parameters) if family and family.lora_target_parameters else None
+
+
 def model_config(recipe: Recipe) -> Any:
     """TRL's `ModelConfig` for the recipe: `method` decides PEFT and 4-bit; QLoRA stores 4-bit in the compute dtype."""
     from trl import ModelConfig
@@ -123,6 +131,7 @@ def model_config(recipe: Recipe) -> Any:
     kwargs["use_peft"] = recipe.method in ("lora", "qlora")
     kwargs["load_in_4bit"] = recipe.method == "qlora"
     kwargs["lora_target_modules"] = lora_target_modules(recipe)
+    kwargs["lora_target_parameters"] = lora_target_parameters(recipe)
     if recipe.method == "qlora":
         kwargs["use_bnb_nested_quant"] = recipe.get("use_bnb_nested_quant")
         # Same storage and compute dtype lets ZeRO-3/FSDP shard the 4-bit weights (peft#1972).
@@ -149,7 +158,6 @@ def load_tokenizer(recipe: Recipe, chat: bool) -> Any:
 def load_model(recipe: Recipe, tokenizer: Any, sharded: bool = False) -> Any:
     """The causal LM in the recipe's dtype (4-bit for QLoRA), eos/pad agreeing with the tokenizer."""
     import torch
-    from transformers import AutoModelForCausalLM
     from trl.trainer.utils import get_quantization_config
 
     mc = model_config(recipe)
@@ -157,20 +165,51 @@ def load_model(recipe: Recipe, tokenizer: Any, sharded: bool = False) -> Any:
     attn = mc.attn_implementation or default_attention(recipe)
     if attn:
         kwargs["attn_implementation"] = attn
+    if recipe.get("experts_implementation"):
+        kwargs["experts_implementation"] = recipe.get("experts_implementation")
     quant = get_quantization_config(mc)
     if quant is not None:
         kwargs["quantization_config"] = quant
         if torch.cuda.is_available() and not sharded:
             # One process per GPU; under DeepSpeed/FSDP no device_map, the engine places the weights.
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
-    model = AutoModelForCausalLM.from_pretrained(mc.model_name_or_path, **kwargs)
+    model = auto_class(model_type(recipe)).from_pretrained(mc.model_name_or_path, **kwargs)
     end_of_text = tokenizer.pad_token_id
     eos_ids = [tokenizer.eos_token_id] + [i for i in [end_of_text] if i != tokenizer.eos_token_id]
-    model.config.eos_token_id = tokenizer.eos_token_id
-    model.config.pad_token_id = tokenizer.pad_token_id
+    for config in {id(c): c for c in (model.config, model.config.get_text_config())}.values():
+        config.eos_token_id = tokenizer.eos_token_id
+        config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = eos_ids
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
+
+
+def auto_class(model_type: str | None) -> Any:
+    """The transformers auto class a family's checkpoints load with (AutoModelForCausalLM for unknown types).
+
+    Natively multimodal families (Qwen3.5) load in their published class even for text-only data, so that an
+    adapter's module names (`model.language_model.layers.N...`) are the published checkpoint's, which PEFT and vLLM
+    load by name; their LoRA targets never include the vision tower's linears.
+    """
+    import transformers
+
+    family = families.find(model_type)
+    return getattr(transformers, family.auto_class if family else "AutoModelForCausalLM")
+
+
+def router_aux_loss_coef(recipe: Recipe) -> float | None:
+    """TRL's `router_aux_loss_coef` for a recipe: 0.0 turns the MoE load-balancing loss off, None keeps the model's.
+
+    `output_router_logits: false` turns it off; GRPO leaves it off unless the recipe sets it (0.001 hurt GRPO on
+    Qwen3.5-35B-A3B, NVIDIA-NeMo/RL PR #3169); SFT/DPO keep the checkpoint's coefficient (0.001 on Qwen3-MoE).
+    """
+    if recipe.get("output_router_logits") is False:
+        return 0.0
+    if recipe.is_set("router_aux_loss_coef"):
+        return recipe.get("router_aux_loss_coef")
+    if recipe.task == "grpo" and recipe.get("output_router_logits") is None:
+        return 0.0
+    return None
 
 
 def default_attention(recipe: Recipe) -> str | None:

@@ -35,9 +35,26 @@ def training_args(recipe: Recipe) -> Any:
     if recipe.task == "simpo":
         kwargs.setdefault("loss_type", "simpo")
         kwargs.setdefault("cpo_alpha", 0.0)
+    _hybrid_args(recipe, kwargs, cuda)
     from qwen_recipes.training.noise import trainer_kwargs
 
     return import_config_class(recipe.config_class)(**trainer_kwargs(recipe, kwargs))
+
+
+def _hybrid_args(recipe: Recipe, kwargs: dict[str, Any], cuda: bool) -> None:
+    # MoE router loss (TRL's router_aux_loss_coef) and Gated-DeltaNet packing, decided in training.hybrid.
+    from qwen_recipes.recipe.trl_fields import trl_fields
+    from qwen_recipes.training import hybrid, model
+
+    coef = model.router_aux_loss_coef(recipe)
+    if coef is not None and "router_aux_loss_coef" in trl_fields()[recipe.config_class]:
+        kwargs["router_aux_loss_coef"] = coef
+    plan = hybrid.kernel_plan(recipe, model.model_type(recipe), cuda)
+    for line in plan.warnings:
+        print(f"warning: {line}")
+    if plan.unpack:
+        print(f"packing: {plan.lines['packing']}")
+        kwargs.update({k: False for k in ("packing", "padding_free") if k in trl_fields()[recipe.config_class]})
 
 
 def make_trainer(
@@ -81,11 +98,14 @@ def make_trainer(
     raise ValueError(f"unknown task {recipe.task!r}")  # validated with the recipe: a bug if reached
 
 
-def compact_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any, num_processes: int) -> Any:
-    """Next-token cross-entropy with logits only at trained positions (same value as TRL's loss).
+def compact_loss(
+    model: Any, inputs: dict[str, Any], num_items_in_batch: Any, num_processes: int, aux_coef: float = 0.0
+) -> tuple[Any, Any]:
+    """Next-token cross-entropy with logits only at trained positions (same value as TRL's loss), and the MoE aux loss.
 
     The model is called as usual (so DDP/DeepSpeed/PEFT wrappers see their forward), with `logits_to_keep` set to the
-    positions whose next token is trained: the LM head never projects the masked ones.
+    positions whose next token is trained: the LM head never projects the masked ones. With `aux_coef`, the router
+    load-balancing loss is requested and `aux_coef` x it is added, as TRL adds it; it is returned for logging.
     """
     import torch
     import torch.nn.functional as F
@@ -93,12 +113,16 @@ def compact_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any, nu
     targets = inputs["labels"][:, 1:]
     positions = (targets != -100).any(dim=0).nonzero().squeeze(-1)
     kwargs = {k: v for k, v in inputs.items() if k != "labels"}
-    logits = model(**kwargs, use_cache=False, logits_to_keep=positions).logits
+    if aux_coef:
+        kwargs["output_router_logits"] = True
+    outputs = model(**kwargs, use_cache=False, logits_to_keep=positions)
     picked = targets[:, positions]
     denom = num_items_in_batch if num_items_in_batch is not None else (picked != -100).sum()
-    loss = F.cross_entropy(logits.flatten(0, 1).float(), picked.flatten(), ignore_index=-100, reduction="sum")
+    loss = F.cross_entropy(outputs.logits.flatten(0, 1).float(), picked.flatten(), ignore_index=-100, reduction="sum")
     loss = loss / torch.as_tensor(denom, device=loss.device).clamp(min=1)
-    return loss * num_processes if num_items_in_batch is not None else loss
+    loss = loss * num_processes if num_items_in_batch is not None else loss
+    aux = getattr(outputs, "aux_loss", None) if aux_coef else None
+    return (loss + aux_coef * aux if aux is not None else loss), aux
 
 
 def sft_trainer_class() -> type:
@@ -115,6 +139,12 @@ def sft_trainer_class() -> type:
             if return_outputs or self.args.device.type != "cpu":
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             scale = self.accelerator.num_processes if self.args.average_tokens_across_devices else 1
-            return compact_loss(model, inputs, num_items_in_batch, scale)
+            # The MoE aux loss as TRL adds it: a per-micro-batch mean, averaged over the accumulation steps.
+            steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
+            coef = self.router_aux_loss_coef / steps if self.aux_loss_enabled else 0.0
+            loss, aux = compact_loss(model, inputs, num_items_in_batch, scale, coef)
+            if aux is not None:
+                self._metrics["train" if model.training else "eval"]["aux_loss"].append(aux.item())
+            return loss
 
     return QwenRecipesSFTTrainer
