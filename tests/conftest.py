@@ -42,3 +42,16 @@ def qwen2_5_tokenizer():
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session caches prepared data in its own folder, never in ~/.cache."""
     monkeypatch.setenv("QWEN_RECIPES_CACHE", str(tmp_path_factory.getbasetemp() / "qwen_recipes_cache"))
+
+
+@pytest.fixture
+def hub_online(monkeypatch):
+    """Dry-run a recipe whose model is a Hub id: offline mode would refuse it (nothing is cached here), as it should.
+
+    With offline mode off, `--dry-run` only checks the id's form; it sends nothing (a real run probes the Hub).
+    """
+    from huggingface_hub import constants
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(name, "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)

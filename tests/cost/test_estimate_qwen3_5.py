@@ -27,7 +27,8 @@ def test_estimate_works_for_every_shipped_size(tmp_path, method):
         est = estimate(recipe, hardware="8xH100", tokens=10_000_000, compare=False)
         assert est["architecture_source"] == "built-in table", hub_id
         e = est["estimate"]
-        assert e["memory_total_gb"] > 0 and e["flops"]["model"] > 0 and e["hours"] > 0, hub_id
+        assert e["memory_total_gb"] > 0 and e["flops"]["model"] > 0, hub_id
+        assert (e["hours"] > 0) if e["fits"] else (e["hours"] is None and e["usd"] is None), hub_id  # misfit: no time
         results[hub_id] = (est["parameters"], e["memory_total_gb"])
     assert len(results) == len(SIZES) == 23
     # MoE: memory holds all 35B parameters, compute only the ~3B active ones.

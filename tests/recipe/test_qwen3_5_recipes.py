@@ -27,7 +27,7 @@ def test_the_issue_s_seven_recipes_are_shipped():
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
-def test_recipe_passes_dry_run_and_plans_its_kernels_and_experts(path, capsys, monkeypatch):
+def test_recipe_passes_dry_run_and_plans_its_kernels_and_experts(path, capsys, monkeypatch, hub_online):
     monkeypatch.chdir(ROOT)
     assert train(path, "--dry-run") == 0
     out = capsys.readouterr().out
