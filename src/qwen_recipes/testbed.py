@@ -110,13 +110,14 @@ def tiny_config(family: str = "qwen3", **overrides: Any) -> Any:
 
 
 def tiny_model(family: str = "qwen3", seed: int = 0, **overrides: Any) -> Any:
-    """A tiny random causal LM of a family (fp32), deterministic for a given seed."""
+    """A tiny random model of a family (fp32; image-text-to-text for vision families), deterministic per seed."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
     config = tiny_config(family, **overrides)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    auto = AutoModelForImageTextToText if families.get(family).vision else AutoModelForCausalLM
+    model = auto.from_config(config, dtype=torch.float32)
     model.generation_config.eos_token_id = [config.eos_token_id, config.pad_token_id]
     model.generation_config.pad_token_id = config.pad_token_id
     return model
@@ -130,7 +131,13 @@ def save_tiny_checkpoint(path: str | Path, family: str = "qwen3", seed: int = 0,
     # Written aside then renamed, so a parallel rank never loads a half-written checkpoint.
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tiny_model(family, seed=seed).save_pretrained(tmp)
-    build_tokenizer(family, chat=chat).save_pretrained(tmp)
+    tokenizer = build_tokenizer(family, chat=chat)
+    if families.get(family).vision:  # the offline processor: published defaults, small images, our tokenizer
+        from qwen_recipes.training.vision import tiny_processor
+
+        tiny_processor(families.get(family), tokenizer).save_pretrained(tmp)
+    else:
+        tokenizer.save_pretrained(tmp)
     try:
         tmp.rename(path)
     except OSError:  # another process got there first; its copy is identical

@@ -145,6 +145,11 @@ def estimate_one(recipe: Recipe, arch: Arch, gpus: int, gpu: GPU, tok: Tokens, u
     """Memory, FLOPs, time and dollars of a recipe on `gpus` x `gpu`."""
     s = setup_for(recipe, gpus, gpu)
     notes: list[str] = []
+    if arch.vision is not None:  # the vision tower's load, memory and FLOPs (cost/vision_estimate.py)
+        from qwen_recipes.cost.vision_estimate import add_vision_flops, vision_load
+
+        s.vision = vision_load(recipe, arch)
+        notes += s.vision.notes
     if not recipe.get("packing") and recipe.task in ("sft", "cpt"):
         if tok.longest:
             s.seq_len = min(s.seq_len, tok.longest)  # unpacked: the longest row sets the peak
@@ -174,6 +179,8 @@ def estimate_one(recipe: Recipe, arch: Arch, gpus: int, gpu: GPU, tok: Tokens, u
             gradient_checkpointing=s.gradient_checkpointing,
             train_lm_head="lm_head" in s.modules_to_save,
         ).to_dict()
+        if arch.vision is not None:
+            fl = add_vision_flops(fl, arch, s, tokens, seq_attn)
         executed = fl["total"]
         if recipe.task == "dpo":
             executed += F.dpo_reference_flops(arch, tokens, seq_attn)

@@ -35,6 +35,7 @@ class Arch:
     tie_word_embeddings: bool
     qkv_bias: bool = False  # biases on q/k/v (the family says)
     qk_norm: bool = False  # RMSNorm on q and k per head (the family says)
+    vision: Any = None  # a vision-language model's tower and projector (cost/vision.py `VisionArch`)
 
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in, out) of every linear layer of one decoder layer."""
@@ -67,7 +68,8 @@ class Arch:
     def total_params(self) -> int:
         """All parameters, counting tied embeddings once (as `model.num_parameters()` does)."""
         per_layer = self.layer_linear_params() + self.layer_small_params()
-        return self.layers * per_layer + self.embedding_params() + self.hidden  # + final norm
+        vision = self.vision.params() if self.vision is not None else 0
+        return self.layers * per_layer + self.embedding_params() + self.hidden + vision  # + final norm
 
 
 def builtin() -> dict[str, Arch]:
@@ -97,6 +99,14 @@ def arch_from_config(cfg: dict[str, Any]) -> Arch:
             f"config.json has model_type {model_type!r}, which no registered family covers; known: "
             f"{', '.join(f.model_type for f in families.families())}"
         )
+    # A composed VLM (LLaVA-OneVision + a Qwen LM) takes its decoder terms from its text model's own family.
+    lm_family = families.find(text.get("model_type")) if text is not cfg else None
+    lm_family = lm_family or family
+    vision = None
+    if family.vision is not None and isinstance(cfg.get("vision_config"), dict):
+        from qwen_recipes.cost.vision import vision_arch
+
+        vision = vision_arch(cfg, family.vision.cost)
     try:
         heads = int(text["num_attention_heads"])
         hidden = int(text["hidden_size"])
@@ -110,8 +120,9 @@ def arch_from_config(cfg: dict[str, Any]) -> Arch:
             head_dim=int(text.get("head_dim") or hidden // heads),
             vocab=int(text["vocab_size"]),
             tie_word_embeddings=bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
-            qkv_bias=family.qkv_bias,
-            qk_norm=family.qk_norm,
+            qkv_bias=lm_family.qkv_bias,
+            qk_norm=lm_family.qk_norm,
+            vision=vision,
         )
     except KeyError as e:
         raise UnknownModel(f"config.json lacks {e.args[0]!r}; is this a decoder-only causal LM?") from None
@@ -151,6 +162,10 @@ def resolve_arch(model_name_or_path: str, offline: bool = False) -> tuple[Arch, 
 def recipe_arch(recipe: Recipe, offline: bool = False) -> tuple[Arch, str]:
     """A recipe's architecture; a model produced by an earlier step (not on disk yet) has its `base_model_id`'s."""
     name = str(recipe.get("model_name_or_path"))
+    if recipe.get("vision_encoder"):  # an LLM composed with a vision encoder (cost/vision_estimate.py)
+        from qwen_recipes.cost.vision_estimate import composed_arch
+
+        return composed_arch(recipe, offline)
     base = recipe.get("base_model_id")
     if base and not (Path(name) / "config.json").is_file() and name not in builtin():
         try:

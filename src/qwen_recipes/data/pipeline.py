@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,13 @@ def _map_columns(row: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]
     return out
 
 
-def read_source(spec: DatasetSpec, task: str, report: DataReport, strict: bool) -> list[dict[str, Any]]:
-    """Canonical rows of one source; bad rows are counted (or, under `strict`, collected into one error)."""
+def read_source(
+    spec: DatasetSpec, task: str, report: DataReport, strict: bool, canonical: Callable[..., dict] | None = None
+) -> list[dict[str, Any]]:
+    """Canonical rows of one source; bad rows are counted (or, under `strict`, collected into one error).
+
+    `canonical(row, fmt, spec, where)` replaces `to_canonical` (vision-language rows: data/vision.py).
+    """
     convert = get_preprocessor(spec.preprocess) if spec.preprocess else None
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
@@ -89,7 +95,7 @@ def read_source(spec: DatasetSpec, task: str, report: DataReport, strict: bool) 
             row = convert(raw, **spec.preprocess_args) if convert else raw
             row = _map_columns(row, spec.columns)
             fmt = fmt or detect_format(set(row), task)
-            rows.append(to_canonical(row, fmt, spec.system_prompt))
+            rows.append(canonical(row, fmt, spec, where) if canonical else to_canonical(row, fmt, spec.system_prompt))
         except SkipRow as e:
             stats["skipped"] += 1
             report.skip(e.reason, where, e.detail)
@@ -117,13 +123,18 @@ def resample(rows: list[dict[str, Any]], spec: DatasetSpec, rng: random.Random) 
     return out + rng.sample(rows, n % len(rows))
 
 
-def canonical_rows(recipe: Recipe, key: str = "datasets", report: DataReport | None = None) -> list[dict[str, Any]]:
+def canonical_rows(
+    recipe: Recipe,
+    key: str = "datasets",
+    report: DataReport | None = None,
+    canonical: Callable[..., dict] | None = None,
+) -> list[dict[str, Any]]:
     """All canonical rows of a recipe's mixture (`datasets` or `eval_datasets`)."""
     report = report if report is not None else DataReport()
     rng = random.Random(recipe.get("seed"))
     rows: list[dict[str, Any]] = []
     for spec in recipe.datasets_specs(key):
-        source_rows = resample(read_source(spec, recipe.task, report, recipe.strict), spec, rng)
+        source_rows = resample(read_source(spec, recipe.task, report, recipe.strict, canonical), spec, rng)
         report.by_source[spec.path]["used"] = len(source_rows)
         rows.extend(source_rows)
     return rows
@@ -233,6 +244,10 @@ def build_dataset(recipe: Recipe, tokenizer: Any, chat_template: str | None, key
     """The training (or eval) dataset of a recipe and its `DataReport`; cached for SFT/CPT."""
     from datasets import Dataset, load_from_disk
 
+    if getattr(tokenizer, "image_processor", None) is not None:  # a vision-language processor: image rows
+        from qwen_recipes.data.vision_dataset import build_vision_dataset
+
+        return build_vision_dataset(recipe, tokenizer, chat_template, key)
     tokenized = recipe.task in ("sft", "cpt")
     use_cache = tokenized and os.environ.get("QWEN_RECIPES_NO_CACHE") != "1"
     cache_dir = cache_root() / fingerprint(recipe, tokenizer, chat_template, key) if use_cache else None

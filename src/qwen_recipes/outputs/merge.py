@@ -19,6 +19,8 @@ from qwen_recipes.errors import UserError
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 # Files that explain a run; a merged folder carries them so its card can tell the same story.
 RUN_FILES = ("recipe.resolved.yaml", "run_report.json", "loss.png", "eval_results.json")
+# A vision-language model's processor files, saved by training next to the tokenizer; the merge keeps them.
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json")
 
 
 class MergeError(UserError):
@@ -92,7 +94,7 @@ def merge_adapter(output_dir: str | Path, out: str | Path, dtype: str = "bf16", 
     base = base or adapter_base(output_dir)
     # The merge is done in fp32 whatever the adapter was trained on (a QLoRA adapter is merged onto the
     # full-precision base, never the 4-bit one), then cast once, so rounding happens a single time.
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = _auto_class(base, AutoModelForCausalLM).from_pretrained(base, dtype=torch.float32)
     rows = _embedding_rows(output_dir)
     if rows is not None and rows != model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(rows)  # the adapter trained a resized vocabulary; match it before loading
@@ -107,6 +109,9 @@ def merge_adapter(output_dir: str | Path, out: str | Path, dtype: str = "bf16", 
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out, max_shard_size="5GB")
     AutoTokenizer.from_pretrained(output_dir).save_pretrained(out)
+    for name in PROCESSOR_FILES:  # image-text-to-text: the run's image processor travels with the merge
+        if (output_dir / name).exists():
+            shutil.copy2(output_dir / name, out / name)
     gen = output_dir / "generation_config.json"
     if gen.exists():  # the training run's eos/pad settings win over the base's
         shutil.copy2(gen, out / "generation_config.json")
@@ -118,6 +123,16 @@ def merge_adapter(output_dir: str | Path, out: str | Path, dtype: str = "bf16", 
     except CardError as e:  # the weights are fine; only the card needs a hub id the run did not record
         print(f"qwen-recipes merge: model card not written: {e}", file=sys.stderr)
     return out
+
+
+def _auto_class(base: str, text_class: type) -> type:
+    """AutoModelForImageTextToText for a registered vision-language family's base, else the text class."""
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    from qwen_recipes import families
+
+    family = families.find(AutoConfig.from_pretrained(base).model_type)
+    return AutoModelForImageTextToText if family is not None and family.vision is not None else text_class
 
 
 def _copy_run_files(src: Path, dst: Path) -> None:
