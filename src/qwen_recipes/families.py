@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qwen_recipes import multimodal as mm
 from qwen_recipes.errors import UserError
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -92,7 +93,7 @@ class Family:
     checkpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # Hub id -> published config.json values
     licences: dict[str, dict[str, str]] = field(default_factory=dict)  # Hub id -> card licence metadata
     template_dir: Path = TEMPLATE_DIR
-    vision: Vision | None = None  # vision-language families: processor, module prefixes, tokens (end of file)
+    vision: mm.Vision | None = None  # vision-language families: processor, module prefixes, tokens (end of file)
 
     def official_template(self) -> str:
         """The family's official chat template (to recognise a tokenizer)."""
@@ -311,69 +312,10 @@ QWEN3 = register(
 
 
 # ------------------------------------------------------------------------------------------------ Vision-language
-# A vision-language family is one more `Family` whose `vision` says what the engine needs beyond the decoder: the
-# processor (class, PIL image processor, its published defaults), which module prefixes are the vision tower, the
-# projector and the language model (freezing, per-module learning rates, LoRA and QLoRA targets), and its vision
-# tokens. data/vision.py, training/vision.py and cost/vision.py read only this; nothing there names a family.
+# One more `Family` each, whose `vision` (multimodal.py `Vision`) names the processor, the module prefixes of the
+# vision tower, projector and LM, and the vision tokens; published configs and tiny test beds are in multimodal.py.
 
-OPENAI_CLIP_MEAN, OPENAI_CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
-QWEN_VL_IMAGE_PROCESSOR = "transformers.models.qwen2_vl.image_processing_pil_qwen2_vl:Qwen2VLImageProcessorPil"
-LANGUAGE_PREFIXES = ("model.language_model", "lm_head")
-
-
-@dataclass(frozen=True)
-class Vision:
-    """What a vision-language family adds to a decoder family (registry data, no code)."""
-
-    processor_class: str  # "module:Class" of its transformers processor
-    image_processor_class: str  # "module:Class" of the PIL image processor (works without torchvision)
-    image_processor: dict[str, Any]  # the published preprocessor_config.json values (offline processors start here)
-    vision_prefixes: tuple[str, ...]  # module-name prefixes of the vision tower (frozen by default)
-    projector_prefixes: tuple[str, ...]  # ... of the projector / merger (frozen by default)
-    vision_lora_targets: tuple[str, ...]  # linears of one vision block (LoRA on the tower when it is trained)
-    cost: str  # vision cost terms in cost/vision.py: "qwen2_5_vl", "qwen3_vl" or "vit"
-    language_prefixes: tuple[str, ...] = LANGUAGE_PREFIXES
-    image_token: str = "<|image_pad|>"
-    video_token: str | None = "<|video_pad|>"
-    vision_start: str | None = "<|vision_start|>"
-    vision_end: str | None = "<|vision_end|>"
-    dynamic_resolution: bool = True  # image/video min/max pixels apply (Qwen); False: fixed-size tiles (LLaVA-OV)
-    processor_kwargs: dict[str, Any] = field(default_factory=dict)  # extra processor arguments (LLaVA-OV)
-    tiny_image_processor: dict[str, Any] = field(default_factory=dict)  # test bed: small images, tens of tokens
-
-    def vision_token_names(self) -> tuple[str, ...]:
-        """Every token a vision span is made of (never trained)."""
-        return tuple(t for t in (self.image_token, self.video_token, self.vision_start, self.vision_end) if t)
-
-
-def _text(h: int, i: int, n: int, a: int, kv: int, vocab: int, tied: bool, head_dim: int | None = None) -> dict:
-    return {**_dense(h, i, n, a, kv, vocab, tied, head_dim), "bos_token_id": 151643, "eos_token_id": 151645}
-
-
-QWEN_VL_TOKEN_IDS = {
-    "image_token_id": 151655,
-    "video_token_id": 151656,
-    "vision_start_token_id": 151652,
-    "vision_end_token_id": 151653,
-}
-TINY_VL_TEXT = {**TINY_DENSE, "vocab_size": 151936, "bos_token_id": 151643, "eos_token_id": 151645}
-TINY_VL_TEXT["pad_token_id"] = 151643
-TINY_VISION = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64}
-
-# Qwen2.5-VL: Qwen2 decoder + a ViT (patch 14, RMSNorm, SwiGLU MLP, window attention but in 4 full-attention
-# blocks) whose "merger" projects each 2x2 patch group into one LM token. Published config.json values:
-# https://huggingface.co/Qwen/Qwen2.5-VL-7B-Instruct/blob/main/config.json (8.29B parameters on its card);
-# Cosmos-Reason1-7B is a fine-tune of it (https://huggingface.co/nvidia/Cosmos-Reason1-7B, "Qwen2.5-VL architecture").
-_QWEN2_5_VL_7B = {
-    **QWEN_VL_TOKEN_IDS,
-    "tie_word_embeddings": False,
-    "text_config": _text(3584, 18944, 28, 28, 4, 152064, False),
-    "vision_config": {
-        "depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16, "out_hidden_size": 3584,
-        "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
-        "fullatt_block_indexes": [7, 15, 23, 31], "tokens_per_second": 2, "in_channels": 3,
-    },
-}  # fmt: skip
+# Qwen2.5-VL: Qwen2 decoder + ViT (patch 14, RMSNorm, SwiGLU, window attention) + a "merger" per 2x2 patches.
 QWEN2_5_VL = register(
     Family(
         name="qwen2_5_vl",
@@ -381,49 +323,24 @@ QWEN2_5_VL = register(
         config_class="transformers:Qwen2_5_VLConfig",
         template="qwen2_5_vl",
         tokenizer=QWEN_TOKENIZER,
-        tiny={
-            **QWEN_VL_TOKEN_IDS,
-            "tie_word_embeddings": True,
-            # head_dim 16: the three mRoPE sections (time, height, width) must sum to head_dim / 2
-            "text_config": {**TINY_VL_TEXT, "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}},
-            "vision_config": {**TINY_VISION, "patch_size": 14, "window_size": 112, "fullatt_block_indexes": [1]},
-        },
+        tiny=mm.tiny_qwen_vl(patch_size=14, mrope_section=[2, 3, 3], window_size=112, fullatt_block_indexes=[1]),
         qkv_bias=True,
-        checkpoints={"Qwen/Qwen2.5-VL-7B-Instruct": _QWEN2_5_VL_7B, "nvidia/Cosmos-Reason1-7B": _QWEN2_5_VL_7B},
-        licences={
-            "Qwen/Qwen2.5-VL-7B-Instruct": APACHE,
-            "Qwen/Qwen2.5-VL-3B-Instruct": qwen_licence("qwen-research", "Qwen/Qwen2.5-VL-3B-Instruct"),
-            "Qwen/Qwen2.5-VL-72B-Instruct": qwen_licence("qwen", "Qwen/Qwen2.5-VL-72B-Instruct"),
-        },
-        vision=Vision(
-            processor_class="transformers:Qwen2_5_VLProcessor",
-            image_processor_class=QWEN_VL_IMAGE_PROCESSOR,
-            # Qwen/Qwen2.5-VL-7B-Instruct preprocessor_config.json: min_pixels 3136, max_pixels 12845056 (16384 tokens)
-            image_processor={"patch_size": 14, "temporal_patch_size": 2, "merge_size": 2, "image_mean": OPENAI_CLIP_MEAN,
-                             "image_std": OPENAI_CLIP_STD, "size": {"shortest_edge": 3136, "longest_edge": 12845056}},
+        checkpoints={"Qwen/Qwen2.5-VL-7B-Instruct": mm.QWEN2_5_VL_7B, "nvidia/Cosmos-Reason1-7B": mm.QWEN2_5_VL_7B},
+        licences={"Qwen/Qwen2.5-VL-7B-Instruct": APACHE,
+                  **{f"Qwen/Qwen2.5-VL-{s}-Instruct": qwen_licence(n, f"Qwen/Qwen2.5-VL-{s}-Instruct")
+                     for s, n in (("3B", "qwen-research"), ("72B", "qwen"))}},
+        vision=mm.Vision(
+            processor_class="transformers:Qwen2_5_VLProcessor", image_processor_class=mm.QWEN_VL_IMAGE_PROCESSOR,
+            image_processor=mm.qwen_vl_image_processor(14, mm.OPENAI_CLIP_MEAN, mm.OPENAI_CLIP_STD, 3136, 12845056),
             vision_prefixes=("model.visual.patch_embed", "model.visual.blocks"),
             projector_prefixes=("model.visual.merger",),
-            vision_lora_targets=("qkv", "proj", "gate_proj", "up_proj", "down_proj"),
-            cost="qwen2_5_vl",
+            vision_lora_targets=("qkv", "proj", "gate_proj", "up_proj", "down_proj"), cost="qwen2_5_vl",
             tiny_image_processor={"size": {"shortest_edge": 28 * 28, "longest_edge": 16 * 28 * 28}},  # 1-16 tokens
         ),
     )
 )  # fmt: skip
 
-# Qwen3-VL: Qwen3 decoder + a ViT (patch 16, LayerNorm, GELU MLP, learned position embeddings) with one merger and
-# three "deepstack" mergers feeding intermediate vision features into the first LM layers. Published config.json:
-# https://huggingface.co/Qwen/Qwen3-VL-8B-Instruct/blob/main/config.json (8.77B parameters on its card); the same
-# architecture as Cosmos-Reason2-8B (https://huggingface.co/nvidia/Cosmos-Reason2-8B, "Qwen3-VL architecture").
-_QWEN3_VL_8B = {
-    **QWEN_VL_TOKEN_IDS,
-    "tie_word_embeddings": False,
-    "text_config": _text(4096, 12288, 36, 32, 8, 151936, False, 128),
-    "vision_config": {
-        "depth": 27, "hidden_size": 1152, "intermediate_size": 4304, "num_heads": 16, "out_hidden_size": 4096,
-        "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 2304,
-        "deepstack_visual_indexes": [8, 16, 24], "in_channels": 3,
-    },
-}  # fmt: skip
+# Qwen3-VL: Qwen3 decoder + ViT (patch 16, LayerNorm, GELU MLP, learned positions) + merger and 3 deepstack mergers.
 QWEN3_VL = register(
     Family(
         name="qwen3_vl",
@@ -431,36 +348,25 @@ QWEN3_VL = register(
         config_class="transformers:Qwen3VLConfig",
         template="qwen3_vl",
         tokenizer=QWEN3.tokenizer,
-        tiny={
-            **QWEN_VL_TOKEN_IDS,
-            "tie_word_embeddings": True,
-            "text_config": {**TINY_VL_TEXT, "head_dim": 16, "rope_parameters": {
-                "rope_type": "default", "rope_theta": 5e6, "mrope_section": [4, 2, 2], "mrope_interleaved": True}},
-            # position embeddings: a square grid (8x8); a deepstack index must be below depth
-            "vision_config": {**TINY_VISION, "patch_size": 16, "num_position_embeddings": 64, "deepstack_visual_indexes": [0]},
-        },
+        tiny=mm.tiny_qwen_vl(patch_size=16, mrope_section=[4, 2, 2], head_dim=16, mrope_interleaved=True,
+                             num_position_embeddings=64, deepstack_visual_indexes=[0]),
         qk_norm=True,
-        checkpoints={f"Qwen/Qwen3-VL-8B-{v}": _QWEN3_VL_8B for v in ("Instruct", "Thinking")}
-        | {"nvidia/Cosmos-Reason2-8B": _QWEN3_VL_8B},
+        checkpoints={**{f"Qwen/Qwen3-VL-8B-{v}": mm.QWEN3_VL_8B for v in ("Instruct", "Thinking")},
+                     "nvidia/Cosmos-Reason2-8B": mm.QWEN3_VL_8B},
         licences={f"Qwen/Qwen3-VL-{s}-{v}": APACHE for s in ("2B", "4B", "8B", "32B") for v in ("Instruct", "Thinking")},
-        vision=Vision(
-            processor_class="transformers:Qwen3VLProcessor",
-            image_processor_class=QWEN_VL_IMAGE_PROCESSOR,
-            # Qwen3-VL preprocessor_config.json: patch 16, mean/std 0.5, 256x256 .. 4096x4096 pixels (64..16384 tokens)
-            image_processor={"patch_size": 16, "temporal_patch_size": 2, "merge_size": 2, "image_mean": [0.5] * 3,
-                             "image_std": [0.5] * 3, "size": {"shortest_edge": 65536, "longest_edge": 16777216}},
+        vision=mm.Vision(
+            processor_class="transformers:Qwen3VLProcessor", image_processor_class=mm.QWEN_VL_IMAGE_PROCESSOR,
+            image_processor=mm.qwen_vl_image_processor(16, [0.5] * 3, [0.5] * 3, 65536, 16777216),
             vision_prefixes=("model.visual.patch_embed", "model.visual.pos_embed", "model.visual.blocks"),
             projector_prefixes=("model.visual.merger", "model.visual.deepstack_merger_list"),
-            vision_lora_targets=("qkv", "proj", "linear_fc1", "linear_fc2"),
-            cost="qwen3_vl",
+            vision_lora_targets=("qkv", "proj", "linear_fc1", "linear_fc2"), cost="qwen3_vl",
             tiny_image_processor={"size": {"shortest_edge": 32 * 32, "longest_edge": 16 * 32 * 32}},  # 1-16 tokens
         ),
     )
 )  # fmt: skip
 
-# A VLM composed from a Qwen LLM and a SigLIP/CLIP encoder with transformers' LLaVA-OneVision classes (the Molmo-style
-# recipes): vision tower, a 2-layer MLP projector and the LM. Qwen's own <|image_pad|> is the image token (no new
-# token, no embedding resize) and the chat format is Qwen3-VL's. Checkpoints are what our runs write.
+# A VLM composed from a Qwen LLM and a SigLIP/CLIP tower with transformers' LLaVA-OneVision classes (Molmo-style
+# recipes, `vision_encoder:`): Qwen's own <|image_pad|> is the image token, Qwen3-VL's template the chat format.
 LLAVA_ONEVISION = register(
     Family(
         name="llava_onevision",
@@ -468,32 +374,17 @@ LLAVA_ONEVISION = register(
         config_class="transformers:LlavaOnevisionConfig",
         template="qwen3_vl",
         tokenizer=QWEN3.tokenizer,
-        tiny={
-            "image_token_index": 151655,
-            "video_token_index": 151656,
-            "vision_feature_select_strategy": "full",
-            "vision_feature_layer": -1,
-            "image_grid_pinpoints": [[28, 28], [28, 56], [56, 28], [56, 56]],
-            "tie_word_embeddings": True,
-            "text_config": {**TINY_VL_TEXT, "model_type": "qwen3", "head_dim": 16},
-            "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64,
-                              "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 28, "patch_size": 14,
-                              "vision_use_head": False},
-        },
+        tiny=mm.TINY_LLAVA_ONEVISION,
         qk_norm=True,
-        vision=Vision(
-            processor_class="transformers:LlavaOnevisionProcessor",
-            image_processor_class="transformers.models.llava_onevision.image_processing_pil_llava_onevision:"
-            "LlavaOnevisionImageProcessorPil",
-            image_processor={},  # from the vision encoder's own preprocessor_config.json (training/vision.py)
-            vision_prefixes=("model.vision_tower",),
-            projector_prefixes=("model.multi_modal_projector", "model.image_newline"),
-            vision_lora_targets=("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"),
-            cost="vit",
+        vision=mm.Vision(
+            processor_class="transformers:LlavaOnevisionProcessor", image_processor_class=mm.LLAVA_OV_IMAGE_PROCESSOR,
+            image_processor={},  # the vision encoder's own preprocessor_config.json (training/vision_compose.py)
+            vision_prefixes=("model.vision_tower",), projector_prefixes=("model.multi_modal_projector", "model.image_newline"),
+            vision_lora_targets=("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"), cost="vit",
             dynamic_resolution=False,
             processor_kwargs={"vision_feature_select_strategy": "full", "vision_aspect_ratio": "anyres_max_9"},
             tiny_image_processor={"size": {"height": 28, "width": 28}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3,
-                                  "image_grid_pinpoints": [[28, 28], [28, 56], [56, 28], [56, 56]]},
+                                  "image_grid_pinpoints": mm.TINY_LLAVA_ONEVISION["image_grid_pinpoints"]},
         ),
     )
 )  # fmt: skip

@@ -189,3 +189,44 @@ def test_shipped_samples_read_without_a_skip(tmp_path, processors):
     for name in ("shapes_sft", "captions_llava", "points_counts"):
         ds, report = _build(_recipe(tmp_path, [SAMPLES / f"{name}.jsonl"], max_length=512), processors["qwen3_vl"])
         assert report.rows_used == report.rows_read == len(ds) > 0 and not report.skipped, name
+
+
+def test_an_overlong_row_is_dropped_never_cut_inside_its_vision_tokens(tmp_path, processors):
+    """Between the text length and text + vision tokens: TRL-style truncation would cut the image span
+    ("Image features and image tokens do not match"); the row is dropped, and the collator never truncates."""
+    from qwen_recipes.data.templates import resolve_training_template
+    from qwen_recipes.data.vision_dataset import VisionCollator, measure
+
+    _image(tmp_path / "a.png", (28 * 4, 28 * 4))  # 4x4 tokens of 28x28 pixels
+    row = {
+        "messages": [{"role": "user", "content": "<image>Q"}, {"role": "assistant", "content": "A"}],
+        "images": ["a.png"],
+    }
+    data = write_jsonl(tmp_path / "d.jsonl", [row])
+    processor = processors["qwen2_5_vl"]
+    recipe = _recipe(tmp_path, [data], max_length=10_000)
+    ds, _ = _build(recipe, processor)
+    template = resolve_training_template(processor, "qwen2_5_vl")
+    total, _, vision = measure([{**ds[0], "_image_sizes": [(112, 112)]}], processor, template)[0]
+    assert vision == 16
+    with pytest.raises(DataError, match="no usable rows"):  # max_length falls inside the vision span: dropped
+        _build(_recipe(tmp_path, [data], max_length=total - 2), processor)
+    batch = VisionCollator(processor, template, [processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")])([ds[0]])
+    assert batch["input_ids"].shape[1] == total and int((batch["input_ids"] == 151655).sum()) == vision
+
+
+def test_pixmo_rows_become_pointing_counting_and_caption_turns():
+    from qwen_recipes.data.prepare.pixmo import pixmo_cap_row, pixmo_points_row
+
+    row = {"image_url": "https://x/1.jpg", "label": "cats", "points": [{"x": 55.1, "y": 60.3}, {"x": 10.5, "y": 20.0}]}
+    pointing = pixmo_points_row(row)
+    assert pointing["messages"][0]["content"] == "<image>Point to cats."
+    assert (
+        pointing["messages"][1]["content"] == '<points x1="10.5" y1="20.0" x2="55.1" y2="60.3" alt="cats">cats</points>'
+    )
+    counting = pixmo_points_row(row, task="counting")["messages"][1]["content"]
+    assert counting.startswith("Counting the <points x1=") and counting.endswith("shows a total of 2.")
+    assert pixmo_points_row({**row, "points": []})["messages"][1]["content"] == "There are none."
+    cap = pixmo_cap_row({"image_url": "https://x/1.jpg", "caption": "Two cats."})
+    assert cap == {"messages": [{"role": "user", "content": "<image>Describe this image in detail."},
+                                {"role": "assistant", "content": "Two cats."}], "images": ["https://x/1.jpg"]}  # fmt: skip

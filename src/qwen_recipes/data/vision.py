@@ -28,6 +28,7 @@ from qwen_recipes.recipe.schema import DatasetSpec
 
 PLACEHOLDERS = {"image": "<image>", "video": "<video>"}
 MEDIA_COLUMNS = {"image": ("images", "image"), "video": ("videos", "video")}
+GOLD_COLUMNS = ("answer", "solution", "options", "points", "count")
 _SPLIT = re.compile(r"(<image>|<video>)")
 # Parts with their own media are flattened to a private-use marker around their index (never in real text).
 _MARK, _END = "\ue000", "\ue001"
@@ -170,6 +171,9 @@ def vision_canonical(row: dict[str, Any], fmt: str, spec: DatasetSpec, where: st
     images = [resolve_media(ref, base, cache, "image") for ref in refs["image"]]
     videos = [resolve_media(ref, base, cache, "video") for ref in refs["video"]]
     out = {k: v for k, v in canonical.items() if k != key}
+    for gold in GOLD_COLUMNS:  # what evaluation and rewards score against travels with the row
+        if gold in row and gold not in out:
+            out[gold] = row[gold]
     out[key] = [{**m, "content": _parts(m["content"])} for m in messages]
     out["images"] = [path for path, _ in images]
     out["videos"] = [path for path, _ in videos]

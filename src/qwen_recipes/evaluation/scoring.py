@@ -45,6 +45,13 @@ def _clean(text: str) -> str:
     return text.replace("**", "").strip().strip("$").strip()
 
 
+def leading_choice(answer: str, letters: str = "ABCD") -> str | None:
+    """The letter an extracted answer starts with or is ("B", "(b) square", "B. Nitrogen"), or None."""
+    leading, _, only_letter = _choice_patterns(letters)
+    m = leading.match(_clean(answer)) or only_letter.fullmatch(_clean(answer))
+    return m.group(1).upper() if m else None
+
+
 def extract_choice(response: str, letters: str = "ABCD") -> str | None:
     """The chosen letter (A-D, or any of `letters`) of a multiple-choice response, or None when none is found."""
     leading, named_letter, only_letter = _choice_patterns(letters)

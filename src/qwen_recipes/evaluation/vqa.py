@@ -1,6 +1,6 @@
 """Offline VQA, multiple-choice, pointing and counting evaluation of a vision-language output over local data.
 
-    qwen-recipes eval-vqa OUTPUT_DIR --data data/samples/vision/shapes_mcq.jsonl [--max-new-tokens 64]
+    qwen-recipes eval-vqa OUTPUT_DIR --data data/samples/vision/shapes_mcq.jsonl [MORE.jsonl] [--max-new-tokens 64]
 
 Rows are the GRPO prompt rows of data/vision.py (`prompt` with image parts or `<image>` placeholders + `images`) with
 a gold column: `answer` (a letter for multiple choice, else a short text answer), `points` (percent coordinates) or
@@ -21,7 +21,7 @@ from typing import Any
 
 from qwen_recipes.evaluation.answers import answer_segment, final_answer
 from qwen_recipes.evaluation.pointing import score_count, score_points
-from qwen_recipes.evaluation.scoring import extract_choice
+from qwen_recipes.evaluation.scoring import extract_choice, leading_choice
 
 LETTERS = "ABCDEFGH"
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -54,7 +54,8 @@ def score_answer(response: str, gold: str, options: Any = None, letters: str = L
     text = answer if answer is not None else answer_segment(response).strip()
     gold = str(gold).strip()
     if len(gold) == 1 and gold.upper() in letters:
-        letter = extract_choice(text, letters) or (_option_letter(text, options, letters) if options else None)
+        letter = leading_choice(text, letters) or (_option_letter(text, options, letters) if options else None)
+        letter = letter or extract_choice(text, letters)
         if letter is None and answer is None:
             letter = extract_choice(response, letters)
         return letter == gold.upper(), letter
@@ -81,12 +82,13 @@ def summarize(scores: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _rows(data: str) -> list[dict[str, Any]]:
+def _rows(data: list[str]) -> list[dict[str, Any]]:
     from qwen_recipes.data.pipeline import DataReport, cache_home, canonical_rows
     from qwen_recipes.data.vision import vision_canonical
     from qwen_recipes.recipe import Recipe
 
-    recipe = Recipe(Path(data), {"task": "grpo", "datasets": [{"path": str(Path(data).resolve())}]})
+    sources = [{"path": str(Path(d).resolve())} for d in data]  # each file has its own row format
+    recipe = Recipe(Path(data[0]), {"task": "grpo", "datasets": sources})
     report = DataReport()
 
     def convert(row: dict[str, Any], fmt: str, spec: Any, where: str) -> dict[str, Any]:
@@ -135,7 +137,7 @@ def generate(model: Any, processor: Any, row: dict[str, Any], max_new_tokens: in
     return processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
-def evaluate(output_dir: str, data: str, max_new_tokens: int = 64, limit: int | None = None) -> dict[str, Any]:
+def evaluate(output_dir: str, data: list[str], max_new_tokens: int = 64, limit: int | None = None) -> dict[str, Any]:
     """Answer and score every row of `data` with the model in `output_dir`; writes the summary and the answers."""
     from qwen_recipes.training.vision import load_pretrained
 
@@ -145,7 +147,12 @@ def evaluate(output_dir: str, data: str, max_new_tokens: int = 64, limit: int | 
     for row in rows:
         response = generate(model, processor, row, max_new_tokens)
         answers.append({"where": row["_where"], "response": response, **score_row(response, reference(row))})
-    summary = {"data": str(data), "rows": len(rows), "max_new_tokens": max_new_tokens, **summarize(answers)}
+    summary = {
+        "data": [str(d) for d in data],
+        "rows": len(rows),
+        "max_new_tokens": max_new_tokens,
+        **summarize(answers),
+    }
     folder = Path(output_dir) / "eval"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vqa_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -158,7 +165,7 @@ def vqa_main(argv: list[str]) -> int:
     """`qwen-recipes eval-vqa OUTPUT_DIR --data FILE`: offline VQA / multiple-choice / pointing / counting scores."""
     p = argparse.ArgumentParser(prog="qwen-recipes eval-vqa", description=vqa_main.__doc__)
     p.add_argument("output_dir", help="a vision-language training output (adapter or full model) or model folder")
-    p.add_argument("--data", required=True, help="local JSONL of prompt rows with answer / points / count")
+    p.add_argument("--data", required=True, nargs="+", help="local JSONL files of rows with answer / points / count")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--limit", type=int, help="score only the first N rows")
     args = p.parse_args(argv)
