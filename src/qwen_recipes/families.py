@@ -270,7 +270,8 @@ QWEN2_5 = register(
         tokenizer=QWEN_TOKENIZER,
         tiny=TINY_DENSE,  # head_dim = 64 / 4 = 16
         qkv_bias=True,
-        checkpoints={f"Qwen/Qwen2.5-{s}{v}": c for s, c in _QWEN2_5_SIZES.items() for v in ("", "-Instruct")},
+        checkpoints={f"Qwen/Qwen2.5-{s}{v}": c for s, c in _QWEN2_5_SIZES.items() for v in ("", "-Instruct")}
+        | {"Qwen/Qwen2-7B": _QWEN2_5_SIZES["7B"]},  # Molmo-7B-D's LLM: Qwen2.5-7B's architecture (config.json)
         licences={
             **{f"Qwen/Qwen2.5-{s}{v}": APACHE for s in ("0.5B", "1.5B", "7B", "14B", "32B") for v in ("", "-Instruct")},
             **{f"Qwen/Qwen2.5-Coder-{s}{v}": APACHE for s in ("0.5B", "1.5B", "7B", "14B", "32B") for v in ("", "-Instruct")},
@@ -279,6 +280,7 @@ QWEN2_5 = register(
             **{f"Qwen/Qwen2.5-Coder-3B{v}": qwen_licence("qwen-research", f"Qwen/Qwen2.5-Coder-3B{v}") for v in ("", "-Instruct")},
             **{f"Qwen/Qwen2.5-72B{v}": qwen_licence("qwen", f"Qwen/Qwen2.5-72B{v}") for v in ("", "-Instruct")},
             "Qwen/QwQ-32B": APACHE,
+            "Qwen/Qwen2-7B": APACHE,
         },
     )
 )  # fmt: skip

@@ -102,3 +102,13 @@ TINY_LLAVA_ONEVISION = {
                       "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 28, "patch_size": 14,
                       "vision_use_head": False},
 }  # fmt: skip
+
+# Published vision-tower configs of encoders a composed VLM (`vision_encoder:`) can use, so estimates work offline:
+# https://huggingface.co/openai/clip-vit-large-patch14-336 (Molmo-7B-D's ViT) and
+# https://huggingface.co/google/siglip-so400m-patch14-384 (LLaVA-OneVision's) config.json `vision_config`.
+VISION_ENCODERS = {
+    "openai/clip-vit-large-patch14-336": {"model_type": "clip_vision_model", "hidden_size": 1024,
+        "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16, "image_size": 336, "patch_size": 14},
+    "google/siglip-so400m-patch14-384": {"model_type": "siglip_vision_model", "hidden_size": 1152,
+        "intermediate_size": 4304, "num_hidden_layers": 27, "num_attention_heads": 16, "image_size": 384, "patch_size": 14},
+}  # fmt: skip

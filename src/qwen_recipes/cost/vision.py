@@ -3,7 +3,7 @@
 Counted the way the text model is (flops.py, memory.py): matmuls exactly, per image, for the three tower kinds the
 registry names (`Vision.cost`): Qwen2.5-VL (RMSNorm, SwiGLU, window attention but in `fullatt_block_indexes`),
 Qwen3-VL (LayerNorm, GELU MLP, learned position embeddings, deepstack mergers) and a SigLIP/CLIP ViT with
-LLaVA-OneVision's MLP projector. tests/cost/test_vision.py checks parameters against the tiny models and the
+LLaVA-OneVision's MLP projector. tests/cost/test_vision_cost.py checks parameters against the tiny models and the
 published sizes, FLOPs against torch's FlopCounterMode, and token counts against the processors.
 
 A frozen tower before every trained part costs its forward only (no backward, nothing saved for backward, nothing
@@ -178,7 +178,7 @@ class VisionArch:
     ) -> float:
         """Elements autograd saves for backward for one Qwen image/video grid or one ViT tile (SDPA/flash attention).
 
-        Counted tensor by tensor on transformers' towers (tests/cost/test_vision.py measures them): per block the
+        Counted tensor by tensor on transformers' towers (tests/cost/test_vision_cost.py measures them): per block the
         norms' inputs (and normalised values when their weights train), q/k/v and the attention output and
         log-sum-exp, the MLP's hidden activations, LoRA's A outputs; before the blocks the pixels (the patch
         embedding's weight gradient) and the rotary tables; after them the projector's inputs.

@@ -215,7 +215,10 @@ def _config_values(name: str, offline: bool) -> dict[str, Any] | None:
     family = tiny_family(name)
     if family is not None:
         return families.tiny_config_values(family)
-    return families.checkpoint_config(name) or (None if offline else _hub_config(name))
+    from qwen_recipes.multimodal import VISION_ENCODERS
+
+    known = families.checkpoint_config(name) or VISION_ENCODERS.get(name)
+    return known or (None if offline else _hub_config(name))
 
 
 def composed_arch(recipe: Recipe, offline: bool = False) -> tuple[Arch, str]:
@@ -242,3 +245,35 @@ def composed_arch(recipe: Recipe, offline: bool = False) -> tuple[Arch, str]:
 def tiny_config_vision(family: families.Family) -> dict[str, Any]:
     """The test bed's tiny vision tower config of a composed family."""
     return dict(families.tiny_config_values(family)["vision_config"])
+
+
+def count_vision_tokens(recipe: Recipe, arch: Arch, tokenizer: Any) -> tuple[int, int, int, str] | None:
+    """(tokens, rows, longest, source) of a vision recipe's local data: the template's text plus each image's tokens
+    from its header and the pixel bounds (the processor's own formula, tests/cost/test_vision_cost.py); rows over
+    max_length are dropped, as training drops them. Videos are not counted here (their frames need decoding)."""
+    from qwen_recipes.data.pipeline import cache_home, canonical_rows
+    from qwen_recipes.data.templates import resolve_training_template
+    from qwen_recipes.data.vision import vision_canonical
+    from qwen_recipes.data.vision_dataset import fill_media
+
+    v: VisionArch = arch.vision
+    if v.kind not in QWEN_KINDS:
+        return None  # anyres tiles depend on the processor's grid choice: count them by training (the data report)
+
+    def convert(row: dict[str, Any], fmt: str, spec: Any, where: str) -> dict[str, Any]:
+        return vision_canonical(row, fmt, spec, where, cache_home() / "media")
+
+    rows = canonical_rows(replace(recipe, values={**recipe.values, "strict": False}), canonical=convert)
+    template = resolve_training_template(tokenizer, arch.model_type, recipe.get("chat_template_path"))
+    low, high = pixel_bounds(recipe, families.find(arch.model_type))
+    enc = tokenizer.apply_chat_template(
+        [fill_media(r["messages"], r["videos"]) for r in rows], chat_template=template, tokenize=True, return_dict=True
+    )
+    lengths = []
+    for row, ids in zip(rows, enc["input_ids"], strict=True):
+        per_image = [v.tokens(v.grid(h, w, low, high)) for h, w in row["_image_sizes"]]
+        lengths.append(len(ids) + sum(per_image) - len(per_image))
+    max_length = recipe.get("max_length")
+    kept = [n for n in lengths if not max_length or n <= max_length]
+    source = f"counted: {len(kept)} local rows (text and image tokens; {len(lengths) - len(kept)} over max_length)"
+    return sum(kept), len(kept), max(kept, default=0), source

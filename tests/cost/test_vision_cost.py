@@ -184,3 +184,21 @@ def test_estimate_works_for_the_7b_and_8b_lora_recipes(recipe):
     assert items["vision activations (saved for backward)"] == 0.0  # frozen tower and merger: nothing saved
     assert 0 < e["flops"]["vision"] < 0.05 * e["flops"]["executed"]  # one 104- or 80-token image per 4k-token row
     assert any(n.startswith("vision: one 286x286 image") for n in e["notes"])
+
+
+def test_estimate_counts_the_tokens_training_measures():
+    """`estimate` counts local image rows offline (text + image tokens from the headers, no processor); the data step
+    measures them with the processor: the same number."""
+    from qwen_recipes.cost.estimate import dataset_tokens
+    from qwen_recipes.data.templates import resolve_training_template
+    from qwen_recipes.data.vision_dataset import build_vision_dataset
+    from qwen_recipes.recipe import load_recipe
+    from qwen_recipes.testbed import build_tokenizer
+    from qwen_recipes.training.vision import apply_resolution, tiny_processor
+
+    recipe = load_recipe(ROOT / "recipes/cosmos/tiny-cosmos-sft-cpu.yaml", {"image_max_pixels": 4 * 784})
+    counted = dataset_tokens(recipe)
+    processor = tiny_processor(families.get("qwen2_5_vl"), build_tokenizer("qwen2_5_vl"))
+    apply_resolution(processor, recipe)
+    _, report = build_vision_dataset(recipe, processor, resolve_training_template(processor, "qwen2_5_vl"))
+    assert counted.per_epoch == report.tokens and counted.rows == report.rows_used == 9
