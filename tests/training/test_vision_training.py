@@ -114,6 +114,20 @@ def test_qlora_quantizes_the_language_model_only(tmp_path):
     assert type(model.lm_head).__name__ == "Linear"
 
 
+def test_tiny_qwen3_vl_qlora_run_trains_the_language_model_adapters(tmp_path):
+    pytest.importorskip("bitsandbytes")
+    out = tmp_path / "out"
+    qlora = [str(ROOT / f"recipes/_base/{b}.yaml") for b in ("sft", "qlora", "vision_sft")]
+    recipe = write_recipe(tmp_path / "r.yaml", base=qlora, model_name_or_path="tiny:qwen3_vl", max_length=256,
+                          max_steps=3, per_device_train_batch_size=3, learning_rate=5e-3, output_dir=str(out),
+                          datasets=[str(ROOT / "data/samples/vision/shapes_sft.jsonl")])  # fmt: skip
+    assert train(recipe) == 0
+    curve = losses(out)
+    assert curve[-1] < curve[0] - 0.1, curve
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert adapter["target_modules"].startswith("(?:model\\.language_model|lm_head)")
+
+
 def test_per_part_learning_rates_and_frozen_parts(tmp_path):
     from qwen_recipes.recipe import load_recipe
     from qwen_recipes.testbed import tiny_model
