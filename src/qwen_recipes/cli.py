@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "qwen_recipes.outputs.chat_vector:chat_vector_main",
         "add chat vectors (chat - base) to a target model",
     ),
+    "eval-vqa": (
+        "qwen_recipes.evaluation.vqa:vqa_main",
+        "score a vision-language output on local VQA / multiple-choice / pointing / counting rows",
+    ),
     "prepare": ("qwen_recipes.data.prepare:prepare_main", "prepare datasets (s1K, countdown, Japanese CPT mixtures)"),
 }
 

@@ -110,7 +110,7 @@ def tiny_config(family: str = "qwen3", **overrides: Any) -> Any:
 
 
 def tiny_model(family: str = "qwen3", seed: int = 0, **overrides: Any) -> Any:
-    """A tiny random model of a family in its published class (fp32), deterministic for a given seed."""
+    """A tiny random model of a family in its published class (fp32; vision families with their tower)."""
     import torch
     import transformers
 
@@ -133,7 +133,13 @@ def save_tiny_checkpoint(path: str | Path, family: str = "qwen3", seed: int = 0,
     # Written aside then renamed, so a parallel rank never loads a half-written checkpoint.
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tiny_model(family, seed=seed).save_pretrained(tmp)
-    build_tokenizer(family, chat=chat).save_pretrained(tmp)
+    tokenizer = build_tokenizer(family, chat=chat)
+    if families.get(family).vision:  # the offline processor: published defaults, small images, our tokenizer
+        from qwen_recipes.training.vision import tiny_processor
+
+        tiny_processor(families.get(family), tokenizer).save_pretrained(tmp)
+    else:
+        tokenizer.save_pretrained(tmp)
     try:
         tmp.rename(path)
     except OSError:  # another process got there first; its copy is identical

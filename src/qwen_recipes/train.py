@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         report.write_resolved_recipe(recipe, output_dir)
 
     # ---------------------------------------------------------------- tokenizer and chat template
+    # (for a vision-language model: its processor, the tokenizer plus the image processor)
     tokenizer = model.load_tokenizer(recipe, chat=recipe.task != "cpt")
     chat_template = None
     if recipe.task == "sft":
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_dataset = None
         if recipe.get("eval_datasets"):
             eval_dataset, _ = pipeline.build_dataset(recipe, tokenizer, chat_template, key="eval_datasets")
-    if recipe.task == "sft" and not recipe.get("assistant_only_loss"):
+    if recipe.task == "sft" and not recipe.get("assistant_only_loss") and "assistant_masks" in train_dataset.features:
         train_dataset = train_dataset.remove_columns("assistant_masks")
     if state.is_main_process:
         print(data_report.summary())

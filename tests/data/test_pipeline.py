@@ -182,7 +182,8 @@ def test_unknown_preprocess_lists_the_known_ones(tmp_path, qwen3_tokenizer):
     path = write_jsonl(tmp_path / "d.jsonl", [GOOD])
     with pytest.raises(
         RecipeError,
-        match=r"preprocess='nope' is not a registered preprocessor; known: countdown, gsm8k, math, s1k, s1k_1\.1",
+        match=r"preprocess='nope' is not a registered preprocessor; known: countdown, gsm8k, math, pixmo_cap, "
+        r"pixmo_points, s1k, s1k_1\.1",
     ):
         build(tmp_path, qwen3_tokenizer, [{"path": str(path), "preprocess": "nope"}])
 

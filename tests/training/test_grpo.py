@@ -97,8 +97,8 @@ def test_reward_problems_are_collected_into_one_recipe_error():
     text = "\n".join(e.value.problems)
     assert "reward_kwargs.length names a reward that is not in rewards" in text
     assert (
-        "unknown reward 'acuracy' (did you mean 'accuracy'?); known rewards: accuracy, countdown, length, s1_format, "
-        "think_format" in text
+        "unknown reward 'acuracy' (did you mean 'accuracy'?); known rewards: accuracy, choice, countdown, length, "
+        "s1_format, think_format" in text
     )
     assert "reward 'countdown' has no option 'targets' (did you mean 'target'?)" not in text  # a column, not an option
     assert "reward 'countdown' has no option 'targets'; its options: format_score, use_all, max_chars" in text

@@ -231,8 +231,8 @@ def test_get_reward_errors_list_what_is_known():
     with pytest.raises(ValueError) as e:
         get_reward("acuracy")
     assert str(e.value) == (
-        "unknown reward 'acuracy'; known rewards: accuracy, countdown, length, s1_format, think_format"
+        "unknown reward 'acuracy'; known rewards: accuracy, choice, countdown, length, s1_format, think_format"
     )
     with pytest.raises(ValueError, match=r"reward 'countdown' has no option 'target'; its options: format_score"):
         get_reward("countdown", target=3)  # a dataset column, not an option
-    assert set(REWARDS) == {"accuracy", "countdown", "length", "s1_format", "think_format"}
+    assert set(REWARDS) == {"accuracy", "choice", "countdown", "length", "s1_format", "think_format"}

@@ -208,6 +208,11 @@ def work_for(recipe: Recipe, arch: Arch, s: Setup, tok: Tokens, tokens: int, not
         lora_parameters=s.lora_parameters,
         micro_batch=mb,
     )
+    if arch.vision is not None and s.vision is not None:  # the tower's FLOPs, rows = tokens / row length
+        from qwen_recipes.cost.vision_estimate import vision_flops
+
+        v = vision_flops(arch, s.vision, tokens / max(1.0, row_len), s.gradient_checkpointing)
+        w.vision_flops, w.vision_model_flops = sum(v.values()), v["forward"] + v["backward"]
     if recipe.task == "dpo":
         w.extra_forward_flops = F.dpo_reference_flops(arch, tokens, int(w.attn_len))
     if recipe.task == "grpo":
@@ -232,6 +237,11 @@ def plan(recipe: Recipe, arch: Arch, gpus: int, gpu: GPU, tok: Tokens) -> Plan:
     """The memory set-up, trained tokens and time-model work of a recipe on `gpus` x `gpu`."""
     s = setup_for(recipe, gpus, gpu)
     notes: list[str] = []
+    if arch.vision is not None:  # the vision tower's load, memory and FLOPs (cost/vision_estimate.py)
+        from qwen_recipes.cost.vision_estimate import vision_load
+
+        s.vision = vision_load(recipe, arch)
+        notes += s.vision.notes
     if not recipe.get("packing") and recipe.task in ("sft", "cpt"):
         if tok.longest:
             s.seq_len = min(s.seq_len, tok.longest)  # unpacked: the longest row sets the peak

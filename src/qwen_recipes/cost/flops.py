@@ -12,6 +12,7 @@ forward once more. Embedding lookups, norms, activations and the loss are not ma
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 from qwen_recipes import families
@@ -28,6 +29,8 @@ def lora_targets(arch: Arch, modules: object) -> list[str]:
     if modules in (None, "all-linear", "all"):
         family = families.find(arch.model_type)
         modules = family.lora_targets if family else list(shapes)
+    if isinstance(modules, str) and not re.fullmatch(r"[\w.,\s]+", modules):  # a PEFT regex (vision models)
+        return [m for m in shapes if re.search(rf"\b{m}\b", modules)]
     if isinstance(modules, str):
         modules = [m.strip() for m in modules.split(",")]
     return [m for m in modules if m in shapes]  # type: ignore[union-attr]

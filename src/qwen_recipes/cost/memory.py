@@ -8,6 +8,7 @@ the bytes autograd really saves (`torch.autograd.graph.saved_tensors_hooks`) on 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from qwen_recipes.cost import layer_memory
 from qwen_recipes.cost.flops import lora_params, lora_targets
@@ -72,6 +73,7 @@ class Setup:
     fused_lm_head: bool = False  # TRL >= 1.16 SFT/DPO/GRPO: the loss is computed in tiles, never full logits
     lora_parameters: object = None  # fused expert weights LoRA adapts (None: the family's)
     linear_attention_kernel: str = "fla"  # Gated-DeltaNet kernels: fla (flash-linear-attention) or torch
+    vision: Any = None  # vision-language: what the tower processes (cost/vision_estimate.py `VisionLoad`)
 
 
 def _per_token_layer_elements(arch: Arch, s: Setup) -> tuple[float, float]:
@@ -152,6 +154,10 @@ def logits_bytes(arch: Arch, s: Setup) -> float:
 
 def memory_items(arch: Arch, s: Setup) -> dict[str, float]:
     """Bytes per GPU, item by item (names are the printed labels)."""
+    if arch.vision is not None and s.vision is not None:  # + the vision tower's items (cost/vision_estimate.py)
+        from qwen_recipes.cost.vision_estimate import with_vision_items
+
+        return with_vision_items(arch, s, memory_items)
     n = max(1, s.gpus)
     shard_w = n if s.zero_stage >= 3 else 1
     shard_g = n if s.zero_stage >= 2 else 1

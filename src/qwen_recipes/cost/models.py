@@ -86,6 +86,8 @@ class Arch:
         """Fused routed-expert weights and routers of every MoE layer (bitsandbytes leaves them 16-bit)."""
         return self.moe.layers * self.moe.expert_params(self.hidden) if self.moe else 0
 
+    vision: Any = None  # a vision-language model's tower and projector (cost/vision.py `VisionArch`)
+
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in, out) of every linear layer of one full-attention decoder layer with a dense MLP."""
         q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
@@ -120,7 +122,8 @@ class Arch:
             decoder = self.decoder_linear_params() + self.decoder_small_params() + self.expert_params()
             return decoder + self.embedding_params() + self.vision_params
         per_layer = self.layer_linear_params() + self.layer_small_params()
-        return self.layers * per_layer + self.embedding_params() + self.hidden + self.vision_params  # + final norm
+        vision = self.vision.params() if self.vision is not None else self.vision_params
+        return self.layers * per_layer + self.embedding_params() + self.hidden + vision  # + final norm
 
 
 def builtin() -> dict[str, Arch]:
@@ -150,6 +153,14 @@ def arch_from_config(cfg: dict[str, Any]) -> Arch:
             f"config.json has model_type {model_type!r}, which no registered family covers; known: "
             f"{', '.join(f.model_type for f in families.families())}"
         )
+    # A composed VLM (LLaVA-OneVision + a Qwen LM) takes its decoder terms from its text model's own family.
+    lm_family = families.find(text.get("model_type")) if text is not cfg else None
+    lm_family = lm_family or family
+    vision = None
+    if family.vision is not None and isinstance(cfg.get("vision_config"), dict):
+        from qwen_recipes.cost.vision import vision_arch
+
+        vision = vision_arch(cfg, family.vision.cost)
     try:
         heads = int(text["num_attention_heads"])
         hidden = int(text["hidden_size"])
@@ -166,12 +177,16 @@ def arch_from_config(cfg: dict[str, Any]) -> Arch:
             head_dim=int(text.get("head_dim") or hidden // heads),
             vocab=int(text["vocab_size"]),
             tie_word_embeddings=bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
-            qkv_bias=family.qkv_bias,
-            qk_norm=family.qk_norm,
-            attn_output_gate=family.attn_output_gate,
+            qkv_bias=lm_family.qkv_bias,
+            qk_norm=lm_family.qk_norm,
+            attn_output_gate=lm_family.attn_output_gate,
             linear_attention=linear_attention_from_config(text, layers),
             moe=moe,
-            vision_params=vision_params(cfg.get("vision_config")) if isinstance(cfg.get("vision_config"), dict) else 0,
+            vision=vision,
+            # A tower the text-only path loads but never trains (Qwen3.5); a VL family costs its own (`vision`).
+            vision_params=vision_params(cfg["vision_config"])
+            if vision is None and isinstance(cfg.get("vision_config"), dict)
+            else 0,
         )
     except KeyError as e:
         raise UnknownModel(f"config.json lacks {e.args[0]!r}; is this a decoder-only causal LM?") from None
@@ -211,6 +226,10 @@ def resolve_arch(model_name_or_path: str, offline: bool = False) -> tuple[Arch, 
 def recipe_arch(recipe: Recipe, offline: bool = False) -> tuple[Arch, str]:
     """A recipe's architecture; a model produced by an earlier step (not on disk yet) has its `base_model_id`'s."""
     name = str(recipe.get("model_name_or_path"))
+    if recipe.get("vision_encoder"):  # an LLM composed with a vision encoder (cost/vision_estimate.py)
+        from qwen_recipes.cost.vision_estimate import composed_arch
+
+        return composed_arch(recipe, offline)
     base = recipe.get("base_model_id")
     if base and not (Path(name) / "config.json").is_file() and name not in builtin():
         try:

@@ -68,6 +68,8 @@ class Work:
     generation_flops: float = 0.0
     lora_parameters: object = None  # fused expert weights LoRA adapts (MoE; None: the family's)
     micro_batch: int = 1  # sequences per forward call (the expert-LoRA fold costs per call)
+    vision_flops: float = 0.0  # a vision tower's executed FLOPs over the whole run (recomputation included)
+    vision_model_flops: float = 0.0  # the same without recomputation (MFU numerator)
 
 
 @dataclass
@@ -132,7 +134,7 @@ def linear_flops(arch: Arch, w: Work, tokens: float) -> float:
 def _per_micro(arch: Arch, w: Work, gpu: GPU, consts: dict[str, Any]) -> dict[str, float]:
     n = w.micro_tokens
     rate = gpu.peak_tflops * 1e12 * consts["GENERATION"].get(gpu.generation, 1.0)
-    lin = linear_flops(arch, w, n) + w.extra_forward_flops * n / max(w.tokens, 1)
+    lin = linear_flops(arch, w, n) + (w.extra_forward_flops + w.vision_flops) * n / max(w.tokens, 1)
     att = attention_flops(arch, n, w.attn_len, w.attn_kernel, w.gradient_checkpointing)
     compute = (lin / consts["U_GEMM"] + att / consts["U_ATTN"]) / rate
     weights = arch.total_params()
@@ -175,18 +177,21 @@ def predict(arch: Arch, w: Work, gpu: GPU, consts: dict[str, Any] | None = None)
     generation = w.generation_flops / (w.gpus * gen_rate) if w.generation_flops else 0.0
     seconds = micro * (busy + c["T_MICRO"] + m["dequant"] + m["offload"]) + generation
     executed = micro * w.gpus * (m["lin"] + m["att"]) + w.generation_flops
-    model = training_flops(
-        arch,
-        int(w.tokens),
-        round(w.attn_len),
-        w.method,
-        lora_r=w.lora_r,
-        lora_modules=w.lora_modules,
-        gradient_checkpointing=w.gradient_checkpointing,
-        train_lm_head=w.train_lm_head,
-        lora_parameters=w.lora_parameters,
-        micro_batch=w.micro_batch,
-    ).model
+    model = (
+        training_flops(
+            arch,
+            int(w.tokens),
+            round(w.attn_len),
+            w.method,
+            lora_r=w.lora_r,
+            lora_modules=w.lora_modules,
+            gradient_checkpointing=w.gradient_checkpointing,
+            train_lm_head=w.train_lm_head,
+            lora_parameters=w.lora_parameters,
+            micro_batch=w.micro_batch,
+        ).model
+        + w.vision_model_flops
+    )
     peak = w.gpus * gpu.peak_tflops * 1e12 * seconds
     notes = []
     if gpu.generation not in CALIBRATED_GENERATIONS:

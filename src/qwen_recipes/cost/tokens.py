@@ -14,6 +14,10 @@ def _tokenizer(name: str) -> Any | None:
 
     if name.startswith("tiny:"):
         return offline_tokenizer(name)
+    from pathlib import Path
+
+    if name.count("/") != 1 and not Path(name).exists():  # neither a Hub id nor a folder (an earlier stage's output)
+        return None
     from transformers import AutoTokenizer
 
     try:
@@ -39,9 +43,14 @@ def count_local_tokens(recipe: Recipe) -> dict[str, Any] | None:
     from qwen_recipes.data import pipeline
     from qwen_recipes.data.templates import resolve_training_template
 
+    arch = recipe_arch(recipe)[0]
+    if arch.vision is not None:  # image tokens from the image headers (cost/vision_estimate.py)
+        from qwen_recipes.cost.vision_estimate import count_vision_tokens
+
+        return count_vision_tokens(recipe, arch, tok)
     rows = pipeline.canonical_rows(recipe)
     if recipe.task == "sft":
-        model_type = recipe_arch(recipe)[0].model_type
+        model_type = arch.model_type
         template = resolve_training_template(tok, model_type, recipe.get("chat_template_path"))
         lengths = [len(ids) for ids, _ in pipeline.tokenize_chat(rows, tok, template)]
     else:

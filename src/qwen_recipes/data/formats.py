@@ -30,6 +30,8 @@ PREPROCESSORS: dict[str, str] = {
     "gsm8k": "qwen_recipes.data.prepare.grpo:gsm8k_row",
     "countdown": "qwen_recipes.data.prepare.grpo:countdown_row",
     "math": "qwen_recipes.data.prepare.grpo:math_row",
+    "pixmo_cap": "qwen_recipes.data.prepare.pixmo:pixmo_cap_row",
+    "pixmo_points": "qwen_recipes.data.prepare.pixmo:pixmo_points_row",
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,10 @@ def read_source(
     index: int = 0,
     name: str | None = None,
     limit: int | None = None,
+    canonical: Callable[..., dict[str, Any]] | None = None,
 ) -> Source:
     """Canonical rows of one source (its first `limit` rows only, when given); bad rows are counted, or under
-    `strict` collected into one error."""
+    `strict` collected into one error. `canonical(row, fmt, spec, where)` replaces `to_canonical` (vision rows)."""
     convert = get_preprocessor(spec.preprocess) if spec.preprocess else None
     src = Source(index, name or label("datasets", index, spec), spec)
     stats = report.source(src.label, spec.path, requested(spec))
@@ -89,7 +91,9 @@ def read_source(
                     src.columns.update(str(k) for k in list(row)[:100])
                 row = _map_columns(row, spec.columns)
                 fmt = fmt or detect_format(set(row), task)
-                src.rows.append(to_canonical(row, fmt, spec.system_prompt))
+                src.rows.append(
+                    canonical(row, fmt, spec, where) if canonical else to_canonical(row, fmt, spec.system_prompt)
+                )
                 src.where.append(where)
             except SkipRow as e:
                 report.skip(e.reason, where, e.detail, index)
@@ -172,7 +176,11 @@ def _deduplicate(sources: list[Source], report: DataReport, remove: bool) -> Non
 
 
 def read_mixture(
-    recipe: Recipe, key: str = "datasets", report: DataReport | None = None, limit: int | None = None
+    recipe: Recipe,
+    key: str = "datasets",
+    report: DataReport | None = None,
+    limit: int | None = None,
+    canonical: Callable[..., dict[str, Any]] | None = None,
 ) -> tuple[list[Source], list[str]]:
     """Every source of `datasets` (or `eval_datasets`) read and deduplicated, and the problems of each."""
     report = report if report is not None else DataReport()
@@ -183,14 +191,19 @@ def read_mixture(
             report.source(label(key, i, spec), spec.path, requested(spec))
             sources.append(None)  # a Hub source: not read before the run
             continue
-        sources.append(read_source(spec, recipe.task, report, recipe.strict, i, label(key, i, spec), limit))
+        sources.append(read_source(spec, recipe.task, report, recipe.strict, i, label(key, i, spec), limit, canonical))
     read = [s for s in sources if s is not None]
     _deduplicate(read, report, remove=report.dedup)
     problems = [p for s in read for p in source_problems(s, report)]
     return sources, problems
 
 
-def canonical_rows(recipe: Recipe, key: str = "datasets", report: DataReport | None = None) -> list[dict[str, Any]]:
+def canonical_rows(
+    recipe: Recipe,
+    key: str = "datasets",
+    report: DataReport | None = None,
+    canonical: Callable[..., dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """All canonical rows of a recipe's mixture (`datasets` or `eval_datasets`), in source order.
 
     Raises `DataError` naming each source that has no usable row or fewer than its `samples:`.
@@ -198,7 +211,7 @@ def canonical_rows(recipe: Recipe, key: str = "datasets", report: DataReport | N
     report = report if report is not None else DataReport()
     if recipe.data_problems:
         raise DataError("\n".join(recipe.data_problems))
-    sources, problems = read_mixture(recipe, key, report)
+    sources, problems = read_mixture(recipe, key, report, canonical=canonical)
     if problems:
         raise DataError("\n".join(problems))
     rng = random.Random(recipe.get("seed"))

@@ -138,6 +138,10 @@ def build_dataset(recipe: Recipe, tokenizer: Any, chat_template: str | None, key
     """The training (or eval) dataset of a recipe and its `DataReport`; cached for SFT/CPT."""
     from datasets import Dataset, load_from_disk
 
+    if getattr(tokenizer, "image_processor", None) is not None:  # a vision-language processor: image rows
+        from qwen_recipes.data.vision_dataset import build_vision_dataset
+
+        return build_vision_dataset(recipe, tokenizer, chat_template, key)
     tokenized = recipe.task in ("sft", "cpt")
     use_cache = tokenized and os.environ.get("QWEN_RECIPES_NO_CACHE") != "1"
     cache_dir = cache_root() / fingerprint(recipe, tokenizer, chat_template, key) if use_cache else None

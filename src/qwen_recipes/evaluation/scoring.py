@@ -8,6 +8,7 @@ s1's on free-form answers.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from qwen_recipes.evaluation.answers import ANSWER_LINE, answer_segment, final_answer, last_boxed, math_equal
@@ -26,12 +27,17 @@ def score_math(response: str, gold: str) -> tuple[bool, str]:
     return (extracted.strip() == str(gold).strip() if equal is None else equal), extracted
 
 
-# A candidate that *is* a letter choice: "B", "(B)", "B)", "B. Nitrogen", "**B**", "\text{B}".
-_LEADING_LETTER = re.compile(r"^\(?([A-Da-d])\)?(?:[\s.:)]|$)")
-# A letter named in running text: "the answer is (B)", "correct option: C".
-_NAMED_LETTER = re.compile(r"\b(?i:answer|option|choice)\s*(?i:is|:)?\s*\(?([A-D])\)?(?![A-Za-z])")
-# A whole answer segment that is only a letter.
-_ONLY_LETTER = re.compile(r"\(?([A-Da-d])\)?\.?")
+@functools.lru_cache(maxsize=8)
+def _choice_patterns(letters: str) -> tuple[re.Pattern, re.Pattern, re.Pattern]:
+    both = letters + letters.lower()
+    return (
+        # A candidate that *is* a letter choice: "B", "(B)", "B)", "B. Nitrogen", "**B**", "\text{B}".
+        re.compile(rf"^\(?([{both}])\)?(?:[\s.:)]|$)"),
+        # A letter named in running text: "the answer is (B)", "correct option: C".
+        re.compile(rf"\b(?i:answer|option|choice)\s*(?i:is|:)?\s*\(?([{letters}])\)?(?![A-Za-z])"),
+        # A whole answer segment that is only a letter.
+        re.compile(rf"\(?([{both}])\)?\.?"),
+    )
 
 
 def _clean(text: str) -> str:
@@ -39,20 +45,28 @@ def _clean(text: str) -> str:
     return text.replace("**", "").strip().strip("$").strip()
 
 
-def extract_choice(response: str) -> str | None:
-    """The chosen letter A-D of a multiple-choice response, or None when no letter can be found."""
+def leading_choice(answer: str, letters: str = "ABCD") -> str | None:
+    """The letter an extracted answer starts with or is ("B", "(b) square", "B. Nitrogen"), or None."""
+    leading, _, only_letter = _choice_patterns(letters)
+    m = leading.match(_clean(answer)) or only_letter.fullmatch(_clean(answer))
+    return m.group(1).upper() if m else None
+
+
+def extract_choice(response: str, letters: str = "ABCD") -> str | None:
+    """The chosen letter (A-D, or any of `letters`) of a multiple-choice response, or None when none is found."""
+    leading, named_letter, only_letter = _choice_patterns(letters)
     seg = answer_segment(response)
     boxed = last_boxed(seg)
     lines = ANSWER_LINE.findall(seg)
     after = lines[-1].strip() if lines else None
     for candidate in ([boxed] if boxed is not None else []) + ([after] if after else []):
-        m = _LEADING_LETTER.match(_clean(candidate))
+        m = leading.match(_clean(candidate))
         if m:
             return m.group(1).upper()
-    m = _ONLY_LETTER.fullmatch(_clean(seg))
+    m = only_letter.fullmatch(_clean(seg))
     if m:
         return m.group(1).upper()
-    named = _NAMED_LETTER.findall(seg)
+    named = named_letter.findall(seg)
     return named[-1].upper() if named else None
 
 

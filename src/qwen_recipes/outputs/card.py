@@ -177,9 +177,16 @@ def card_metadata(run: Run, base_id: str, license_override: str | None = None) -
     meta.update(license_for(base_id, license_override))
     if ids := dataset_ids(run.recipe):
         meta["datasets"] = ids
-    meta["pipeline_tag"] = "text-generation"
+    meta["pipeline_tag"] = "image-text-to-text" if is_vision_output(run.output_dir) else "text-generation"
     meta["tags"] = list(dict.fromkeys(tags))
     return meta
+
+
+def is_vision_output(output_dir: Path) -> bool:
+    """Whether an output folder holds a vision-language model (it saved its image processor with the tokenizer)."""
+    from qwen_recipes.outputs.merge import PROCESSOR_FILES
+
+    return any((Path(output_dir) / name).is_file() for name in PROCESSOR_FILES)
 
 
 def check_metadata(meta: dict[str, Any]) -> list[str]:

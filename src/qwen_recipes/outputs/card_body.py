@@ -205,6 +205,22 @@ def _limitations(run: Run, parameters: int | None) -> list[str]:
     return out
 
 
+def _vision_python(repo: str, base: str, adapter: bool) -> str:
+    load = (f'model = AutoModelForImageTextToText.from_pretrained("{base}", dtype="auto", device_map="auto")\n'
+            f'model = PeftModel.from_pretrained(model, "{repo}")' if adapter else
+            f'model = AutoModelForImageTextToText.from_pretrained("{repo}", dtype="auto", device_map="auto")')  # fmt: skip
+    return f"""{"from peft import PeftModel" + chr(10) if adapter else ""}from transformers import AutoModelForImageTextToText, AutoProcessor
+
+{load}
+processor = AutoProcessor.from_pretrained("{repo}")  # the training run's image processor and chat template
+messages = [{{"role": "user", "content": [{{"type": "image", "image": "photo.jpg"}}, {{"type": "text", "text": "Describe it."}}]}}]
+inputs = processor.apply_chat_template(
+    messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+).to(model.device)
+out = model.generate(**inputs, max_new_tokens=256)
+print(processor.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True))"""
+
+
 def _usage(run: Run, meta: dict[str, Any], repo_id: str | None) -> dict[str, Any]:
     repo = repo_id or "YOUR_USER/MODEL_NAME"
     adapter = run.kind == "adapter"
@@ -221,6 +237,8 @@ inputs = tokenizer.apply_chat_template(
 ).to(model.device)
 out = model.generate(**inputs, max_new_tokens=256)
 print(tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True))"""
+    if meta.get("pipeline_tag") == "image-text-to-text":
+        python = _vision_python(repo, meta["base_model"], adapter)
     if adapter:
         rank = int((run.adapter or {}).get("r") or 16)
         serve = f"vllm serve {meta['base_model']} --enable-lora --lora-modules adapter={repo} --max-lora-rank {max(rank, 16)}"

@@ -35,6 +35,10 @@ TOKENIZER_FILES = (
     "added_tokens.json",
     "vocab.json",
     "merges.txt",
+    # a vision-language model's processor (image/video processor settings, processor arguments)
+    "processor_config.json",
+    "preprocessor_config.json",
+    "video_preprocessor_config.json",
 )
 RUN_FILES = ("recipe.resolved.yaml", "run_report.json", "loss.png", "eval_results.json")
 TEXT_SUFFIXES = (".json", ".yaml", ".yml", ".md", ".txt", ".jinja")

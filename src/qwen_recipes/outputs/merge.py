@@ -20,6 +20,8 @@ from qwen_recipes.errors import UserError
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 # Files that explain a run; a merged folder carries them so its card can tell the same story.
 RUN_FILES = ("recipe.resolved.yaml", "run_report.json", "loss.png", "eval_results.json")
+# A vision-language model's processor files, saved by training next to the tokenizer; the merge keeps them.
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json")
 
 
 class MergeError(UserError):
@@ -140,6 +142,9 @@ def merge_adapter(
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out, max_shard_size="5GB")
     AutoTokenizer.from_pretrained(output_dir).save_pretrained(out)
+    for name in PROCESSOR_FILES:  # image-text-to-text: the run's image processor travels with the merge
+        if (output_dir / name).exists():
+            shutil.copy2(output_dir / name, out / name)
     gen = output_dir / "generation_config.json"
     if gen.exists():  # the training run's eos/pad settings win over the base's
         shutil.copy2(gen, out / "generation_config.json")

@@ -20,6 +20,10 @@ def trainable_parameters(recipe: Recipe) -> str:
         arch, _ = recipe_arch(recipe, offline=True)
     except UnknownModel:
         return "known after loading"
+    if arch.vision is not None:  # by part: language model, projector, vision tower (cost/vision_estimate.py)
+        from qwen_recipes.cost.vision_estimate import plan_lines
+
+        return plan_lines(recipe, arch)["trainable parameters"]
     total = arch.total_params()
     if recipe.method == "full":
         return f"{total:,} (all)"
@@ -142,7 +146,23 @@ def _base_plan(
         "processes": f"{launch.world_size} ({launch.source})",
         "sharding": sharding + (" + offload" if launch.offloads_params or launch.offloads_optimizer else ""),
         "hardware": recipe.get("hardware") or "unspecified",
+        **vision_lines(recipe),
     }
+
+
+def vision_lines(recipe: Recipe) -> dict[str, str]:
+    """Vision-language plan lines (tokens per image), {} for text-only or unknown models."""
+    from qwen_recipes.cost.models import UnknownModel, recipe_arch
+
+    try:
+        arch, _ = recipe_arch(recipe, offline=True)
+    except UnknownModel:
+        return {}
+    if arch.vision is None:
+        return {}
+    from qwen_recipes.cost.vision_estimate import plan_lines
+
+    return {k: v for k, v in plan_lines(recipe, arch).items() if k != "trainable parameters"}
 
 
 def print_plan(recipe: Recipe) -> None:

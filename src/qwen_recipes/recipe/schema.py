@@ -135,6 +135,35 @@ class RecipeArgs:
     )
     rewards: list[str] = _f([], "GRPO reward function names (see qwen_recipes.training.rewards).")
     reward_kwargs: dict[str, Any] = _f({}, "Keyword arguments per reward name, e.g. {length: {max_tokens: 512}}.")
+    # Vision-language models (Qwen2.5-VL, Qwen3-VL, or an LLM composed with `vision_encoder`): docs/vision.md.
+    image_min_pixels: int | None = _f(
+        None,
+        "Images smaller than this many pixels (height x width) are upscaled; each LM token covers (patch x merge)^2 "
+        "pixels (28x28 on Qwen2.5-VL, 32x32 on Qwen3-VL). None: the checkpoint's preprocessor_config.json.",
+    )
+    image_max_pixels: int | None = _f(
+        None,
+        "Images larger than this many pixels are downscaled (bounds tokens per image: 401408 = 512 tokens on "
+        "Qwen2.5-VL). None: the checkpoint's own (Qwen2.5-VL 12845056 = 16384 tokens).",
+    )
+    video_min_pixels: int | None = _f(None, "Like image_min_pixels, per video frame. None: the video processor's own.")
+    video_max_pixels: int | None = _f(None, "Like image_max_pixels, per video frame. None: the video processor's own.")
+    video_fps: float | None = _f(None, "Video frames sampled per second. None: the video processor's own (Qwen: 2).")
+    video_max_frames: int | None = _f(None, "At most this many frames per video. None: the video processor's own.")
+    train_language_model: bool = _f(True, "Train the language model (full, LoRA or QLoRA as `method` says).")
+    train_projector: bool = _f(
+        False, "Also train the projector (Qwen's merger, LLaVA's multi_modal_projector); under LoRA it trains whole."
+    )
+    train_vision_tower: bool = _f(
+        False, "Also train the vision tower (full with method: full; LoRA on its linears under LoRA/QLoRA)."
+    )
+    projector_learning_rate: float | None = _f(None, "Learning rate of the projector (None: learning_rate).")
+    vision_tower_learning_rate: float | None = _f(None, "Learning rate of the vision tower (None: learning_rate).")
+    vision_encoder: str | None = _f(
+        None,
+        "Compose a VLM: this SigLIP/CLIP encoder (Hub id or path) joined to model_name_or_path (a Qwen LLM) by a new "
+        "MLP projector, with transformers' LLaVA-OneVision classes. tiny:llava_onevision is the test bed's tower.",
+    )
 
 
 # TRL keys whose default is ours rather than TRL's, and why. Everything else defaults to TRL's own value.

@@ -251,6 +251,9 @@ def _check_values(r: Recipe, problems: list[str]) -> None:
         )
     if r.task == "grpo":
         _check_grpo_batch(r, problems)
+    from qwen_recipes.recipe.vision import check_vision
+
+    check_vision(r, problems)  # vision-language keys vs the model, the method and the data path
 
 
 def _check_grpo_batch(r: Recipe, problems: list[str]) -> None:

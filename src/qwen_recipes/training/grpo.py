@@ -40,12 +40,16 @@ def make_grpo_trainer(
     args: Any,
     eval_dataset: Any = None,
     callbacks: list[Any] | None = None,
+    trainer_class: type | None = None,
 ) -> Any:
-    """A `trl.GRPOTrainer` for `recipe` around a loaded model, prompt rows and an already-built `GRPOConfig`."""
+    """A `trl.GRPOTrainer` (or `trainer_class`) for `recipe` around a loaded model, prompt rows and a `GRPOConfig`.
+
+    `tokenizer` may be a vision-language processor: TRL then renders image prompts and generates with the images.
+    """
     from trl import GRPOTrainer
 
     columns = list(getattr(train_dataset, "column_names", None) or []) or None
-    return GRPOTrainer(
+    return (trainer_class or GRPOTrainer)(
         model=model,
         reward_funcs=reward_functions(recipe, columns),
         args=args,

@@ -107,9 +107,13 @@ def compute_dtype(recipe: Recipe) -> str:
 def lora_target_modules(recipe: Recipe) -> Any:
     """The recipe's LoRA targets; `all-linear` means the family's own list (never a vision tower's linears)."""
     targets = recipe.get("lora_target_modules")
+    family = families.find(model_type(recipe))
+    if family is not None and family.vision is not None:  # a regex: the LM's linears (+ the tower's if it trains)
+        from qwen_recipes.training import vision
+
+        return vision.lora_target_modules(family, targets, recipe)
     if targets != "all-linear":
         return targets
-    family = families.find(model_type(recipe))
     return list(family.lora_targets) if family else targets
 
 
@@ -132,6 +136,8 @@ def model_config(recipe: Recipe) -> Any:
     kwargs["load_in_4bit"] = recipe.method == "qlora"
     kwargs["lora_target_modules"] = lora_target_modules(recipe)
     kwargs["lora_target_parameters"] = lora_target_parameters(recipe)
+    if kwargs["use_peft"] and (extra := vision_modules_to_save(recipe)):
+        kwargs["lora_modules_to_save"] = [*(kwargs.get("lora_modules_to_save") or []), *extra]
     if recipe.method == "qlora":
         kwargs["use_bnb_nested_quant"] = recipe.get("use_bnb_nested_quant")
         # Same storage and compute dtype lets ZeRO-3/FSDP shard the 4-bit weights (peft#1972).
@@ -152,6 +158,10 @@ def load_tokenizer(recipe: Recipe, chat: bool) -> Any:
         tok.eos_token = spec.chat_eos
     if tok.pad_token is None or tok.pad_token == tok.eos_token:
         tok.pad_token = spec.base_eos
+    if (family is not None and family.vision is not None) or recipe.get("vision_encoder"):
+        from qwen_recipes.training.vision import load_processor
+
+        return load_processor(recipe, tok)  # a vision-language model: the processor wraps this tokenizer
     return tok
 
 
@@ -160,6 +170,7 @@ def load_model(recipe: Recipe, tokenizer: Any, sharded: bool = False) -> Any:
     import torch
     from trl.trainer.utils import get_quantization_config
 
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a vision-language processor's own tokenizer
     mc = model_config(recipe)
     kwargs: dict[str, Any] = {"revision": mc.model_revision, "dtype": getattr(torch, mc.dtype)}
     attn = mc.attn_implementation or default_attention(recipe)
@@ -173,7 +184,13 @@ def load_model(recipe: Recipe, tokenizer: Any, sharded: bool = False) -> Any:
         if torch.cuda.is_available() and not sharded:
             # One process per GPU; under DeepSpeed/FSDP no device_map, the engine places the weights.
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
-    model = auto_class(model_type(recipe)).from_pretrained(mc.model_name_or_path, **kwargs)
+    family = families.find(model_type(recipe))
+    if family is not None and family.vision is not None:
+        from qwen_recipes.training.vision import load_vision_model
+
+        model = load_vision_model(recipe, kwargs, mc.model_name_or_path, tokenizer)
+    else:  # the family's published class (Qwen3.5: with its tower, so adapter names are the published model's)
+        model = auto_class(model_type(recipe)).from_pretrained(mc.model_name_or_path, **kwargs)
     end_of_text = tokenizer.pad_token_id
     eos_ids = [tokenizer.eos_token_id] + [i for i in [end_of_text] if i != tokenizer.eos_token_id]
     for config in {id(c): c for c in (model.config, model.config.get_text_config())}.values():
@@ -241,6 +258,10 @@ def model_type(recipe: Recipe) -> str | None:
     """`config.model_type` of the recipe's model (reads config.json only; a tiny model's from its family)."""
     from qwen_recipes.testbed import tiny_family
 
+    if recipe.get("vision_encoder"):  # an LLM composed with a vision encoder (training/vision_compose.py)
+        from qwen_recipes.training.vision import composer_family
+
+        return composer_family().model_type
     family = tiny_family(recipe.get("model_name_or_path"))
     if family is not None:
         return family.model_type
@@ -248,3 +269,13 @@ def model_type(recipe: Recipe) -> str | None:
 
     path = resolve_model_path(recipe.get("model_name_or_path"), recipe.get("model_revision"))
     return AutoConfig.from_pretrained(path, revision=recipe.get("model_revision")).model_type
+
+
+def vision_modules_to_save(recipe: Recipe) -> list[str]:
+    """Projector modules a LoRA run trains whole (`train_projector`), [] for text-only models."""
+    family = families.find(model_type(recipe))
+    if family is None or family.vision is None:
+        return []
+    from qwen_recipes.training import vision
+
+    return vision.lora_modules_to_save(family, recipe, vision.meta_model(recipe))

@@ -26,7 +26,10 @@ from qwen_recipes.evaluation.answers import ANSWER_TAG, final_answer, math_equal
 REQUIRED_COLUMNS: dict[str, tuple[tuple[str, ...], ...]] = {
     "accuracy": (("answer", "solution"),),  # one of these
     "countdown": (("target",), ("nums",)),
+    "choice": (("answer", "solution"),),
 }
+# Dataset columns a reward reads when present (never recipe options).
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"choice": ("options",)}
 MAX_ANSWER_CHARS = 200  # a final answer longer than this is not an answer; it also bounds sympy's work
 THINK_ANSWER = re.compile(r"^\s*(?:<think>)?(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*$", re.S)
 THINK_ONLY = re.compile(r"^\s*(?:<think>)?(?P<think>.*?)</think>(?P<answer>.*)$", re.S)
@@ -82,6 +85,31 @@ def accuracy(
             continue
         ok = math_equal(predicted, str(gold))
         out.append(None if ok is None else float(ok))
+    return out
+
+
+def choice(
+    completions: list[Any],
+    answer: list[Any] | None = None,
+    solution: list[Any] | None = None,
+    options: list[Any] | None = None,
+    letters: str = "ABCDEFGH",
+    **kwargs: Any,
+) -> list[float | None]:
+    """1.0 when the chosen option (its letter, or its text, in `<answer>`) is the gold letter (Cosmos-Reason1's
+    single-choice reward), scored by evaluation.vqa.score_answer, the offline VQA evaluation's scorer."""
+    from qwen_recipes.evaluation.vqa import score_answer
+
+    golds = answer if answer is not None else solution
+    if golds is None:
+        raise ValueError("reward 'choice' needs an 'answer' (or 'solution') column holding the gold letter")
+    options = options if options is not None else [None] * len(golds)
+    out: list[float | None] = []
+    for completion, gold, opts in zip(completions, golds, options, strict=True):
+        if gold is None or not str(gold).strip():
+            out.append(None)
+            continue
+        out.append(float(score_answer(completion_text(completion), str(gold), opts, letters)[0]))
     return out
 
 
@@ -233,6 +261,7 @@ def length(
 
 REWARDS: dict[str, Callable[..., list[float | None]]] = {
     "accuracy": accuracy,
+    "choice": choice,
     "countdown": countdown,
     "think_format": think_format,
     "s1_format": s1_format,
@@ -262,7 +291,7 @@ def reward_options(name: str) -> dict[str, Any]:
     """The keyword arguments a recipe may set for reward `name` (not the ones TRL or the dataset fill in), with types."""
     import typing
 
-    columns = {c for group in REQUIRED_COLUMNS.get(name, ()) for c in group}
+    columns = {c for group in REQUIRED_COLUMNS.get(name, ()) for c in group} | set(OPTIONAL_COLUMNS.get(name, ()))
     hints = typing.get_type_hints(REWARDS[name])
     params = inspect.signature(REWARDS[name]).parameters
     return {p: hints.get(p) for p in params if p not in TRL_ARGS and p not in columns}

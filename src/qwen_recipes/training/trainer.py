@@ -32,6 +32,10 @@ def training_args(recipe: Recipe) -> Any:
         # We tokenize and mask ourselves (data.py); TRL must not swap templates or re-tokenize.
         kwargs["assistant_only_loss"] = False
         kwargs["dataset_kwargs"] = {**(kwargs.get("dataset_kwargs") or {})}
+    if recipe.task in ("sft", "grpo") and vision_family(recipe) is not None:
+        from qwen_recipes.training.vision_trainer import vision_training_kwargs
+
+        kwargs = vision_training_kwargs(recipe, kwargs)
     if recipe.task == "simpo":
         kwargs.setdefault("loss_type", "simpo")
         kwargs.setdefault("cpo_alpha", 0.0)
@@ -77,6 +81,10 @@ def make_trainer(
         "peft_config": peft_config,
         "callbacks": callbacks,
     }
+    if getattr(tokenizer, "image_processor", None) is not None:  # a vision-language processor
+        from qwen_recipes.training.vision_trainer import make_vision_trainer
+
+        return make_vision_trainer(recipe, common)
     if recipe.task in ("sft", "cpt"):
         return sft_trainer_class()(**common)
     if recipe.task == "dpo":
@@ -96,6 +104,13 @@ def make_trainer(
 
         return make_grpo_trainer(recipe, model, tokenizer, train_dataset, peft_config, args, eval_dataset, callbacks)
     raise ValueError(f"unknown task {recipe.task!r}")  # validated with the recipe: a bug if reached
+
+
+def vision_family(recipe: Recipe) -> Any:
+    """The recipe's vision-language family (training/vision.py), None for text-only models."""
+    from qwen_recipes.training.vision import recipe_family
+
+    return recipe_family(recipe)
 
 
 def compact_loss(

@@ -1,6 +1,6 @@
 """Registry entries of the Qwen3.5 line (Qwen3.5, 3.6, 3.8: `qwen3_5`, `qwen3_5_moe`) and of Qwen3-MoE (`qwen3_moe`).
 
-Part of the family registry (`families.py`, which imports this module): hybrid Gated-DeltaNet / gated-attention
+Part of the family registry (`families/__init__.py` imports this module): hybrid Gated-DeltaNet / gated-attention
 decoders with a 248k vocabulary and a vision tower, and fused-expert MoE decoders. Sources of every number are
 given next to it.
 """

@@ -12,11 +12,14 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qwen_recipes.errors import UserError
 
-TEMPLATE_DIR = Path(__file__).parent / "templates"
+if TYPE_CHECKING:
+    from qwen_recipes.families.multimodal import Vision
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 # Qwen's pre-tokenizer pattern (single digits, unlike the cl100k pattern).
 QWEN_PATTERN = (
@@ -102,6 +105,7 @@ class Family:
     # Packing / padding-free keeps sequences apart only with these kernels: import name -> pip distribution.
     varlen_kernels: dict[str, str] = field(default_factory=dict)
     adapter_serving: str = ""  # what the card says about serving an expert-LoRA adapter of this family
+    vision: Vision | None = None  # vision-language families: processor, module prefixes, tokens (end of file)
 
     def template_stems(self) -> tuple[str, ...]:
         """Every official template stem of the family, the default first."""
@@ -232,7 +236,7 @@ def detect(chat_template: str | None, model_type: str | None) -> Family | None:
     return find(model_type)
 
 
-# ------------------------------------------------------------------------------------------------ the families
+# ------------------------------------------------------------------------------------------------ shared by entries
 
 APACHE = {"license": "apache-2.0"}
 
@@ -270,83 +274,14 @@ TINY_DENSE = {
     "tie_word_embeddings": True,
 }
 
-# Qwen2.5 (model_type qwen2): published config.json values (hidden, intermediate, layers, heads, kv heads, vocab,
-# tied). Base and -Instruct checkpoints of one size share the architecture. Licences: Apache-2.0 except 3B (Qwen
-# Research License, non-commercial) and 72B (Qwen License).
-_QWEN2_5_SIZES = {
-    "0.5B": _dense(896, 4864, 24, 14, 2, 151936, True),
-    "1.5B": _dense(1536, 8960, 28, 12, 2, 151936, True),
-    "3B": _dense(2048, 11008, 36, 16, 2, 151936, True),
-    "7B": _dense(3584, 18944, 28, 28, 4, 152064, False),
-    "14B": _dense(5120, 13824, 48, 40, 8, 152064, False),
-    "32B": _dense(5120, 27648, 64, 40, 8, 152064, False),
-    "72B": _dense(8192, 29568, 80, 64, 8, 152064, False),
-}
-# DeepSeek-R1 distills on Qwen2.5-Math shapes (model_type qwen2), used by published RL runs (Open-RS, DeepScaleR,
-# Sky-T1-mini). The 1.5B does not tie its head: 1.78B parameters, as the Hub lists.
-_R1_DISTILL = {
-    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": _dense(1536, 8960, 28, 12, 2, 151936, False),
-    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": _dense(3584, 18944, 28, 28, 4, 152064, False),
-}
-QWEN2_5 = register(
-    Family(
-        name="qwen2_5",
-        model_type="qwen2",
-        config_class="transformers:Qwen2Config",
-        template="qwen2_5",
-        tokenizer=QWEN_TOKENIZER,
-        tiny=TINY_DENSE,  # head_dim = 64 / 4 = 16
-        qkv_bias=True,
-        checkpoints={
-            **{f"Qwen/Qwen2.5-{s}{v}": c for s, c in _QWEN2_5_SIZES.items() for v in ("", "-Instruct")},
-            **_R1_DISTILL,
-        },
-        licences={
-            **{f"Qwen/Qwen2.5-{s}{v}": APACHE for s in ("0.5B", "1.5B", "7B", "14B", "32B") for v in ("", "-Instruct")},
-            **{f"Qwen/Qwen2.5-Coder-{s}{v}": APACHE for s in ("0.5B", "1.5B", "7B", "14B", "32B") for v in ("", "-Instruct")},
-            **{f"Qwen/Qwen2.5-Math-{s}{v}": APACHE for s in ("1.5B", "7B") for v in ("", "-Instruct")},
-            **{f"Qwen/Qwen2.5-3B{v}": qwen_licence("qwen-research", f"Qwen/Qwen2.5-3B{v}") for v in ("", "-Instruct")},
-            **{f"Qwen/Qwen2.5-Coder-3B{v}": qwen_licence("qwen-research", f"Qwen/Qwen2.5-Coder-3B{v}") for v in ("", "-Instruct")},
-            **{f"Qwen/Qwen2.5-72B{v}": qwen_licence("qwen", f"Qwen/Qwen2.5-72B{v}") for v in ("", "-Instruct")},
-            "Qwen/QwQ-32B": APACHE,
-        },
-    )
-)  # fmt: skip
 
-# Qwen3 dense (model_type qwen3): head_dim 128 at every size, one 151,936-row vocabulary, all Apache-2.0.
-_QWEN3_SIZES = {
-    "0.6B": _dense(1024, 3072, 28, 16, 8, 151936, True, 128),
-    "1.7B": _dense(2048, 6144, 28, 16, 8, 151936, True, 128),
-    "4B": _dense(2560, 9728, 36, 32, 8, 151936, True, 128),
-    "8B": _dense(4096, 12288, 36, 32, 8, 151936, False, 128),
-    "14B": _dense(5120, 17408, 40, 40, 8, 151936, False, 128),
-    "32B": _dense(5120, 25600, 64, 64, 8, 151936, False, 128),
-}
-QWEN3 = register(
-    Family(
-        name="qwen3",
-        model_type="qwen3",
-        config_class="transformers:Qwen3Config",
-        template="qwen3",
-        tokenizer=Tokenizer(ranks="qwen.tiktoken", added=QWEN3_ADDED, first_added_id=151643, vocab_size=151936),
-        tiny={**TINY_DENSE, "head_dim": 16},
-        qk_norm=True,
-        template_variants=("qwen3_instruct_2507",),  # Qwen3-*-Instruct-2507: no think blocks at all
-        checkpoints={
-            **{f"Qwen/Qwen3-{s}{v}": c for s, c in _QWEN3_SIZES.items() for v in ("", "-Base")},
-            # The 2507 4B checkpoints keep Qwen3-4B's architecture (config.json copy and GGUF metadata of
-            # Qwen3-4B-Instruct-2507: 36 layers, 2560 hidden, 9728 FFN, 32/8 heads, tied); only the context grew.
-            **{f"Qwen/Qwen3-4B-{v}-2507": _QWEN3_SIZES["4B"] for v in ("Instruct", "Thinking")},
-        },
-        licences={
-            **{f"Qwen/Qwen3-{s}{v}": APACHE for s in ("0.6B", "1.7B", "4B", "8B", "14B") for v in ("", "-Base")},
-            "Qwen/Qwen3-32B": APACHE,
-            **{f"Qwen/Qwen3-4B-{v}-2507": APACHE for v in ("Instruct", "Thinking")},
-        },
-    )
-)
+# ------------------------------------------------------------------------------------------------ the entries
+# One module per line of families; importing them registers every family for every `families` user.
+from qwen_recipes.families import qwen3_5, vision  # noqa: E402,F401
+from qwen_recipes.families.qwen import QWEN2_5, QWEN3  # noqa: E402
 
-# ------------------------------------------------------------------- the Qwen3.5 line (3.5, 3.6, 3.8) and Qwen3-MoE
-# qwen3_5, qwen3_5_moe and qwen3_moe are registered in families_qwen3_5.py (kept apart so no module passes 400
-# lines); importing it here means every `families` user sees them.
-from qwen_recipes import families_qwen3_5  # noqa: E402,F401
+__all__ = [
+    "APACHE", "DENSE_LINEARS", "QWEN2_5", "QWEN3", "QWEN3_ADDED", "QWEN_PATTERN", "QWEN_TOKENIZER", "TINY_DENSE",
+    "Family", "Tokenizer", "UnknownFamily", "checkpoint_config", "detect", "families", "find", "for_checkpoint",
+    "get", "licence", "names", "qwen_licence", "register", "tiny_config_values", "unregister",
+]  # fmt: skip
