@@ -276,9 +276,12 @@ TINY_DENSE = {
 
 
 # ------------------------------------------------------------------------------------------------ the entries
-# One module per line of families; importing them registers every family for every `families` user.
-from qwen_recipes.families import qwen3_5, vision  # noqa: E402,F401
+# One module per line of families; importing them registers every family for every `families` user. In this order:
+# the later lines build on Qwen3's tokenizer and config.
+# isort: off
 from qwen_recipes.families.qwen import QWEN2_5, QWEN3  # noqa: E402
+from qwen_recipes.families import qwen3_5, vision  # noqa: E402,F401
+# isort: on
 
 __all__ = [
     "APACHE", "DENSE_LINEARS", "QWEN2_5", "QWEN3", "QWEN3_ADDED", "QWEN_PATTERN", "QWEN_TOKENIZER", "TINY_DENSE",
