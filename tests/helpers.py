@@ -140,7 +140,7 @@ def make_output(
         "rows": {"used": 100, "skipped": {"overlong": 3}},
         "loss": {"first": 2.5, "final": 1.25, "min": 1.2},
         "peak_memory_bytes": 3 * 2**30,
-        "segments": [{"started_at": "a", "ended_at": "b", "wall_seconds": 1800.0, "tokens_trained": 1, "steps": 40}],
+        "segments": [{"started_at": "a", "ended_at": "b", "wall_seconds": 1800.0, "tokens": 1, "steps": 40}],
     }
     rep.update(report or {})
     (out / "run_report.json").write_text(json.dumps(rep))
@@ -180,11 +180,11 @@ def corrupt_tensor_bytes(path: Path) -> None:
 STANDIN = "qwen-recipes-test/tiny-qwen3"
 
 
-def standin_cache(root: Path, base: Path) -> Path:
-    """A Hugging Face cache holding `base` as the snapshot of STANDIN (what `hf download` would leave)."""
+def standin_cache(root: Path, base: Path, repo_id: str = STANDIN) -> Path:
+    """A Hugging Face cache holding `base` as the snapshot of `repo_id` (what `hf download` would leave)."""
     import shutil
 
-    repo = root / "hf_cache" / ("models--" + STANDIN.replace("/", "--"))
+    repo = root / "hf_cache" / ("models--" + repo_id.replace("/", "--"))
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text("0" * 40)
     shutil.copytree(base, repo / "snapshots" / ("0" * 40))

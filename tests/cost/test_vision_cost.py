@@ -201,4 +201,4 @@ def test_estimate_counts_the_tokens_training_measures():
     processor = tiny_processor(families.get("qwen2_5_vl"), build_tokenizer("qwen2_5_vl"))
     apply_resolution(processor, recipe)
     _, report = build_vision_dataset(recipe, processor, resolve_training_template(processor, "qwen2_5_vl"))
-    assert counted.per_epoch == report.tokens and counted.rows == report.rows_used == 9
+    assert counted.per_epoch == report.tokens_per_epoch and counted.rows == report.rows_used == 9

@@ -161,12 +161,12 @@ def test_measured_lengths_equal_what_the_processor_produces(tmp_path, processors
     ds, report = _build(recipe, processor)
     template = resolve_training_template(processor, family)
     from qwen_recipes.data.pipeline import canonical_rows
-    from qwen_recipes.data.vision_dataset import vision_canonical
+    from qwen_recipes.data.vision import vision_canonical
 
     canon = canonical_rows(recipe, canonical=lambda r, f, s, w: vision_canonical(r, f, s, w, tmp_path / "media"))
     fast = [n for n, _, _ in measure(canon, processor, template)]
     assert fast == [exact_length(r, processor, template) for r in ds.to_list()]
-    assert report.tokens == sum(fast)
+    assert report.tokens_per_epoch == sum(fast)
 
 
 def test_video_rows_fail_with_the_missing_package_named(tmp_path, processors):

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 import yaml
+from helpers import standin_cache
 
 from qwen_recipes import families
 
@@ -86,9 +87,17 @@ def test_card_of_a_vl_adapter_is_image_text_to_text(vl_output):
     assert "AutoProcessor.from_pretrained(" in card.text
 
 
-def test_push_stages_the_processor_files(vl_output, tmp_path):
-    from qwen_recipes.outputs.hub import stage
+def test_push_stages_the_processor_files(vl_output, tmp_path, monkeypatch):
+    """Staged against a stand-in Hub repo holding the tiny base (the real 7B id is refused: it does not fit)."""
+    from huggingface_hub import constants
 
-    files = {p.name for p in stage(vl_output, tmp_path / "staging", repo_id="alice/vl")}
+    from qwen_recipes.outputs.hub import PushError, stage
+
+    with pytest.raises(PushError, match=r"does not fit the claimed base 'Qwen/Qwen2\.5-VL-7B-Instruct'"):
+        stage(vl_output, tmp_path / "refused", repo_id="alice/vl")
+    standin = "qwen-recipes-test/tiny-qwen2.5-vl"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(standin_cache(tmp_path, vl_output.parent / "base", standin)))
+    files = {p.name for p in stage(vl_output, tmp_path / "staging", repo_id="alice/vl", base_model_id=standin)}
     assert {"processor_config.json", "chat_template.jinja", "adapter_model.safetensors", "README.md"} <= files
-    assert "pipeline_tag: image-text-to-text" in (tmp_path / "staging" / "README.md").read_text()
+    readme = (tmp_path / "staging" / "README.md").read_text()
+    assert "pipeline_tag: image-text-to-text" in readme and f"base_model: {standin}" in readme

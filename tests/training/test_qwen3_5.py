@@ -315,5 +315,7 @@ def test_dry_run_trainable_parameters_count_the_expert_lora_as_peft_does(tmp_pat
 def test_data_report_states_the_thinking_mix():
     from qwen_recipes.data.pipeline import DataReport
 
-    line = DataReport(rows_read=4, rows_used=4, tokens=100, trained_tokens=40, thinking_rows=1).summary()
+    line = DataReport(
+        rows_read=4, rows_used=4, tokens_per_epoch=100, loss_tokens_per_epoch=40, thinking_rows=1
+    ).summary()
     assert "thinking mix: 1 reasoning / 3 non-thinking rows (25% reasoning; unsloth advises >= 75%" in line

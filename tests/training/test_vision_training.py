@@ -164,7 +164,7 @@ def test_tiny_qwen2_5_vl_lora_run_trains_and_counts_the_tokens_it_measured(tmp_p
     assert curve[-1] < curve[0] - 0.1, curve
     rep = report(out)
     assert rep["rows"] == {"used": 9, "read": 9, "skipped": {}}
-    assert rep["tokens_trained"] == rep["data"]["tokens"]  # 3 steps x 3 rows = one epoch of the measured rows
+    assert rep["tokens_seen"] == rep["data"]["tokens_per_epoch"]  # 3 steps x 3 rows = one epoch of the measured rows
     adapter = json.loads((out / "adapter_config.json").read_text())
     assert adapter["target_modules"].startswith("(?:model\\.language_model|lm_head)")
     processor = json.loads((out / "processor_config.json").read_text())

@@ -301,6 +301,8 @@ def estimate_one(
         return e
     t = predict(arch, p.work, gpu)
     e.flops = {"model": t.model_flops, "executed": t.executed_flops}
+    if p.work.vision_flops:  # the vision tower's share of the executed FLOPs (recomputation included)
+        e.flops["vision"] = p.work.vision_flops
     if not fits:
         notes.append("does not fit in memory: no time or price (it cannot run as configured)")
         return e

@@ -84,12 +84,9 @@ def _local_image_sizes(recipe: Recipe) -> tuple[int, list[tuple[int, int]]] | No
     if not specs or not all(is_local(s) for s in specs):
         return None
     from qwen_recipes.data.mixture import canonical_rows
-    from qwen_recipes.data.pipeline import cache_home
-    from qwen_recipes.data.vision import vision_canonical
+    from qwen_recipes.data.vision import media_converter
 
-    def convert(row: dict[str, Any], fmt: str, spec: Any, where: str) -> dict[str, Any]:
-        return vision_canonical(row, fmt, spec, where, cache_home() / "media")
-
+    convert = media_converter()
     rows = canonical_rows(replace(recipe, values={**recipe.values, "strict": False}), canonical=convert)
     return len(rows), [tuple(s) for r in rows for s in r["_image_sizes"]]
 
@@ -145,17 +142,6 @@ def vision_flops(arch: Arch, load: VisionLoad, rows: float, gradient_checkpointi
         return {k: scale * sum(f[k] for f in per_epoch) for k in ("forward", "backward", "recompute")}
     one = v.training_flops(load.largest, trained, load.lora_r, gradient_checkpointing)
     return {k: one[k] * load.tiles * load.images_per_row * rows for k in one}
-
-
-def add_vision_flops(fl: dict[str, float], arch: Arch, s: Setup, tokens: int, seq_attn: int) -> dict[str, float]:
-    """An estimate's FLOPs dict with the tower's added (rows = tokens / mean row length)."""
-    extra = vision_flops(arch, s.vision, tokens / max(1, seq_attn), s.gradient_checkpointing)
-    out = dict(fl)
-    for key in ("forward", "backward", "recompute"):
-        out[key] = fl[key] + extra[key]
-    out["vision"] = extra["forward"] + extra["backward"] + extra["recompute"]
-    out["model"], out["total"] = out["forward"] + out["backward"], out["forward"] + out["backward"] + out["recompute"]
-    return out
 
 
 def trainable_by_part(recipe: Recipe, arch: Arch) -> dict[str, int]:
@@ -248,23 +234,20 @@ def tiny_config_vision(family: families.Family) -> dict[str, Any]:
     return dict(families.tiny_config_values(family)["vision_config"])
 
 
-def count_vision_tokens(recipe: Recipe, arch: Arch, tokenizer: Any) -> tuple[int, int, int, str] | None:
-    """(tokens, rows, longest, source) of a vision recipe's local data: the template's text plus each image's tokens
+def count_vision_tokens(recipe: Recipe, arch: Arch, tokenizer: Any) -> dict[str, Any] | None:
+    """Tokens, rows, longest, attention length and source of a vision recipe's local data (as count_local_tokens): the template's text plus each image's tokens
     from its header and the pixel bounds (the processor's own formula, tests/cost/test_vision_cost.py); rows over
     max_length are dropped, as training drops them. Videos are not counted here (their frames need decoding)."""
     from qwen_recipes.data.mixture import canonical_rows
-    from qwen_recipes.data.pipeline import cache_home
     from qwen_recipes.data.templates import resolve_training_template
-    from qwen_recipes.data.vision import vision_canonical
+    from qwen_recipes.data.vision import media_converter
     from qwen_recipes.data.vision_dataset import fill_media
 
     v: VisionArch = arch.vision
     if v.kind not in QWEN_KINDS:
         return None  # anyres tiles depend on the processor's grid choice: count them by training (the data report)
 
-    def convert(row: dict[str, Any], fmt: str, spec: Any, where: str) -> dict[str, Any]:
-        return vision_canonical(row, fmt, spec, where, cache_home() / "media")
-
+    convert = media_converter()
     rows = canonical_rows(replace(recipe, values={**recipe.values, "strict": False}), canonical=convert)
     template = resolve_training_template(tokenizer, arch.model_type, recipe.get("chat_template_path"))
     low, high = pixel_bounds(recipe, families.find(arch.model_type))
@@ -278,4 +261,11 @@ def count_vision_tokens(recipe: Recipe, arch: Arch, tokenizer: Any) -> tuple[int
     max_length = recipe.get("max_length")
     kept = [n for n in lengths if not max_length or n <= max_length]
     source = f"counted: {len(kept)} local rows (text and image tokens; {len(lengths) - len(kept)} over max_length)"
-    return sum(kept), len(kept), max(kept, default=0), source
+    total = sum(kept)
+    return {
+        "tokens": total,
+        "rows": len(kept),
+        "longest": max(kept, default=0),
+        "attn_len": sum(n * n for n in kept) / total if total else None,
+        "source": source,
+    }

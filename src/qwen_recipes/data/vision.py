@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,14 @@ def vision_canonical(row: dict[str, Any], fmt: str, spec: DatasetSpec, where: st
     out["_image_sizes"] = [size for _, size in images]
     out["_where"] = where
     return out
+
+
+def media_converter() -> Callable[[dict[str, Any], str, DatasetSpec, str], dict[str, Any]]:
+    """The mixture reader's `canonical=` hook for vision rows: media resolved into the qwen-recipes cache."""
+    from qwen_recipes.data.pipeline import cache_home
+
+    cache = cache_home() / "media"
+    return lambda row, fmt, spec, where: vision_canonical(row, fmt, spec, where, cache)
 
 
 def image_size(path: str) -> tuple[int, int]:

@@ -14,10 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from qwen_recipes.data.mixture import canonical_rows, strict_message
-from qwen_recipes.data.pipeline import cache_home
 from qwen_recipes.data.report import DataReport
 from qwen_recipes.data.sources import DataError
-from qwen_recipes.data.vision import vision_canonical
+from qwen_recipes.data.vision import media_converter
 from qwen_recipes.recipe import Recipe
 
 PRIVATE = ("_image_sizes", "_where")
@@ -112,11 +111,8 @@ def build_vision_dataset(
     from datasets import Dataset
 
     report = DataReport()
-    media_cache = cache_home() / "media"
 
-    def convert(row: dict[str, Any], fmt: str, spec: Any, where: str) -> dict[str, Any]:
-        return vision_canonical(row, fmt, spec, where, media_cache)
-
+    convert = media_converter()
     rows = canonical_rows(recipe, key, report, canonical=convert)
     if any(r["videos"] for r in rows) and (problem := video_backend_problem(processor)):
         first = next(r["_where"] for r in rows if r["videos"])

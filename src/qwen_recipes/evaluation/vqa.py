@@ -84,18 +84,15 @@ def summarize(scores: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _rows(data: list[str]) -> list[dict[str, Any]]:
     from qwen_recipes.data.mixture import canonical_rows
-    from qwen_recipes.data.pipeline import cache_home
     from qwen_recipes.data.report import DataReport
-    from qwen_recipes.data.vision import vision_canonical
+    from qwen_recipes.data.vision import media_converter
     from qwen_recipes.recipe import Recipe
 
     sources = [{"path": str(Path(d).resolve())} for d in data]  # each file has its own row format
     recipe = Recipe(Path(data[0]), {"task": "grpo", "datasets": sources})
     report = DataReport()
 
-    def convert(row: dict[str, Any], fmt: str, spec: Any, where: str) -> dict[str, Any]:
-        return vision_canonical(row, fmt, spec, where, cache_home() / "media")
-
+    convert = media_converter()
     rows = canonical_rows(recipe, report=report, canonical=convert)
     if report.skipped:
         print(f"eval-vqa: {report.summary()}; first problems: {report.first_skip}")

@@ -63,9 +63,15 @@ def data_plan(recipe: Recipe) -> tuple[dict[str, str], int | None]:
     from qwen_recipes.data.mixture import read_mixture, resample
     from qwen_recipes.data.report import DataReport
     from qwen_recipes.data.sources import DataError
+    from qwen_recipes.recipe.vision import family_offline
 
     report = DataReport()
-    sources, problems = read_mixture(recipe, report=report, limit=SAMPLE_ROWS)
+    canonical = None
+    if family_offline(recipe) is not None:  # vision rows: content parts and media, checked as training checks them
+        from qwen_recipes.data.vision import media_converter
+
+        canonical = media_converter()
+    sources, problems = read_mixture(recipe, report=report, limit=SAMPLE_ROWS, canonical=canonical)
     if problems:
         raise DataError("\n".join(problems))
     rng = random.Random(recipe.get("seed"))
