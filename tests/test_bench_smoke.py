@@ -49,6 +49,7 @@ def test_startup_dry_run_imports_no_torch():
     assert "torch" not in r["dry_run_imports"] and "transformers" not in r["dry_run_imports"]
 
 
+@pytest.mark.slow  # two training subprocesses (~1 min); the bench's own check, no capability of the recipes
 def test_throughput_both_runs_train_the_same_real_tokens(tmp_path, monkeypatch):
     monkeypatch.setenv("QWEN_RECIPES_CACHE", str(tmp_path / "cache"))
     r = throughput.run(tmp_path, n=8, scale=0.03)

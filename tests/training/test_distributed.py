@@ -101,18 +101,24 @@ def load_adapter(out: Path):
 # --------------------------------------------------------------------------- DDP
 
 
+def assert_one_quiet_log(run_dir):
+    """One data line for the run, not one per rank; no library noise (issue 17 #16)."""
+    log = (run_dir / "launch.log").read_text()
+    assert sum(line.startswith("data: ") for line in log.splitlines()) == 1, log[-3000:]
+    assert "world size 2" in log
+    for noise in ("find_unused_parameters", "Setting accelerator to CPU", "is deprecated", "ensure_weight_tying"):
+        assert noise not in log, noise
+
+
+# Slow: DDP is covered by the torchrun run below and LoRA across processes by the ZeRO-3 run.
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_ddp_lora_matches_one_process(tmp_path, data):
     reference = single_process_losses(tmp_path, data)
     out = launch(make_recipe(tmp_path / "ddp", data))
     assert_same_losses(out, reference, tol=1e-4)
     assert report(out)["tokens_seen"] == report(tmp_path / "single" / "out")["tokens_seen"]
-    # One data line for the run, not one per rank; no library noise (issue 17 #16).
-    log = (tmp_path / "ddp" / "launch.log").read_text()
-    assert sum(line.startswith("data: ") for line in log.splitlines()) == 1, log[-3000:]
-    assert "world size 2" in log
-    for noise in ("find_unused_parameters", "Setting accelerator to CPU", "is deprecated", "ensure_weight_tying"):
-        assert noise not in log, noise
+    assert_one_quiet_log(tmp_path / "ddp")
 
 
 @pytest.mark.distributed
@@ -120,12 +126,16 @@ def test_ddp_full_through_torchrun_matches_one_process(tmp_path, data):
     reference = single_process_losses(tmp_path, data, **FULL)
     out = launch(make_recipe(tmp_path / "ddp", data, **FULL), torchrun=True)
     assert_same_losses(out, reference, tol=1e-4)
+    assert report(out)["tokens_seen"] == report(tmp_path / "single" / "out")["tokens_seen"]
     assert (out / "model.safetensors").exists()
+    assert_one_quiet_log(tmp_path / "ddp")
 
 
 # --------------------------------------------------------------------------- DeepSpeed ZeRO
 
 
+# Slow: DeepSpeed with LoRA is covered by the ZeRO-3 run (stage 3 partitions more than stage 2).
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_zero2_lora_matches_one_process_and_saves_adapter(tmp_path, data):
     pytest.importorskip("deepspeed")
@@ -169,6 +179,8 @@ def test_zero3_offload_full_matches_one_process_and_saves_loadable_model(tmp_pat
         assert p.allclose(q, atol=2e-3), name
 
 
+# Slow: QLoRA is covered by tests/training/test_train.py and ZeRO-3 by the runs above.
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_qlora_under_zero3_trains(tmp_path, data):
     pytest.importorskip("deepspeed")

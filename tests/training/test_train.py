@@ -19,8 +19,8 @@ def chat_data(tmp_path):
     "method,extra",
     [
         ("lora", {}),
-        ("lora", {"use_dora": True}),
-        ("lora", {"use_rslora": True}),
+        pytest.param("lora", {"use_dora": True}, marks=pytest.mark.slow),  # the LoRA path with one PEFT flag
+        pytest.param("lora", {"use_rslora": True}, marks=pytest.mark.slow),
         ("full", {"learning_rate": 1.0e-3}),
     ],
     ids=["lora", "dora", "rslora", "full"],

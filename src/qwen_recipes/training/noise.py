@@ -40,14 +40,27 @@ def explain_tied_head(recipe: Recipe, model: Any) -> str | None:
     )
 
 
+def _every_parameter_used(recipe: Recipe) -> bool:
+    # Whether each forward uses every trainable parameter: dense LoRA, or full fine-tuning of a dense text-only model
+    # (a multimodal class, e.g. Qwen3.5's, holds a tower a text batch leaves unused).
+    if recipe.method in ("lora", "qlora"):
+        return not recipe.get("lora_target_parameters")
+    from qwen_recipes import families
+    from qwen_recipes.training.model import model_type
+
+    family = families.find(model_type(recipe))
+    text_only = family is not None and family.vision is None and family.auto_class == "AutoModelForCausalLM"
+    return text_only and not family.lora_target_parameters
+
+
 def trainer_kwargs(recipe: Recipe, kwargs: dict[str, Any]) -> dict[str, Any]:
     """TRL config arguments under transformers' current names, and DDP told what it needs to know.
 
     `gradient_checkpointing` (a recipe key, TRL's name) is passed as `activation_checkpointing`, so transformers does
     not warn that the old name is deprecated. Under DDP, LoRA on linear layers uses every trainable parameter in each
-    forward, so DDP's search for unused ones is skipped (it warns, and costs a graph traversal per step) unless the
-    recipe says otherwise; LoRA on expert parameters (`lora_target_parameters`: experts a batch may not route to)
-    keeps transformers' choice.
+    forward, and so does full fine-tuning of a dense text-only model, so DDP's search for unused ones is skipped (it
+    warns, and costs a graph traversal per step) unless the recipe says otherwise. Experts a batch may not route to
+    (MoE) and a vision tower a text batch does not run keep transformers' choice.
     """
     out = dict(kwargs)
     for old, new in (
@@ -59,7 +72,6 @@ def trainer_kwargs(recipe: Recipe, kwargs: dict[str, Any]) -> dict[str, Any]:
         out.pop(old, None)
     if "activation_checkpointing" not in out:
         out["activation_checkpointing"] = recipe.get("gradient_checkpointing")
-    dense_lora = recipe.method in ("lora", "qlora") and not recipe.get("lora_target_parameters")
-    if dense_lora and not recipe.is_set("ddp_find_unused_parameters"):
+    if not recipe.is_set("ddp_find_unused_parameters") and _every_parameter_used(recipe):
         out["ddp_find_unused_parameters"] = False
     return out
