@@ -57,3 +57,19 @@ def test_dry_run_trainable_parameters_match_peft(tmp_path):
     model = get_peft_model(tiny_model("qwen3"), peft_config(recipe))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable_parameters(recipe).startswith(f"{trainable:,} (")
+
+
+def test_ddp_skips_the_unused_parameter_search_only_where_every_parameter_is_used(tmp_path):
+    """Dense LoRA and full fine-tuning of a dense text model use every trainable parameter in each forward; experts a
+    batch may skip, and Qwen3.5's multimodal class (a tower a text batch leaves unused), keep transformers' choice."""
+    from qwen_recipes.training.noise import trainer_kwargs
+
+    def choice(model: str, method: str, **values) -> bool | None:
+        values = {"datasets": [str(ROOT / "data/samples/arithmetic_sft.jsonl")], **values}
+        recipe = load_recipe(write_recipe(tmp_path / "r.yaml", model_name_or_path=model, method=method, **values))
+        return trainer_kwargs(recipe, {}).get("ddp_find_unused_parameters")
+
+    assert choice("tiny:qwen3", "lora") is False and choice("tiny:qwen3", "full") is False
+    assert choice("tiny:qwen3_moe", "full") is None and choice("tiny:qwen3_5", "full") is None
+    assert choice("tiny:qwen3_moe", "lora", lora_target_parameters=["mlp.experts.gate_up_proj"]) is None
+    assert choice("tiny:qwen3", "full", ddp_find_unused_parameters=True) is None  # the recipe's own value is passed on
