@@ -88,20 +88,6 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _saved_embedding_rows(adapter: Path) -> int | None:
-    # Rows of an embed_tokens the adapter saved whole (modules_to_save), when the run resized the vocabulary.
-    from safetensors import safe_open
-
-    path = adapter / "adapter_model.safetensors"
-    if not path.exists():
-        return None
-    with safe_open(str(path), "pt") as f:
-        for key in f.keys():  # noqa: SIM118 - safe_open has no __iter__
-            if "embed_tokens" in key and key.endswith("weight") and "lora_" not in key:
-                return int(f.get_slice(key).get_shape()[0])
-    return None
-
-
 def load_adapter_model(model: str, adapter: str, dtype: str, device: str) -> tuple[Any, Any]:
     """Base + adapter merged in memory, tied embeddings handled as `qwen-recipes merge` does, and the tokenizer."""
     import torch
@@ -111,7 +97,9 @@ def load_adapter_model(model: str, adapter: str, dtype: str, device: str) -> tup
     from qwen_recipes.outputs.merge import settle_tied_embeddings
 
     base = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype))
-    rows = _saved_embedding_rows(Path(adapter))
+    from qwen_recipes.outputs.merge import saved_embedding_rows
+
+    rows = saved_embedding_rows(Path(adapter))
     if rows is not None and rows != base.get_input_embeddings().weight.shape[0]:
         base.resize_token_embeddings(rows)  # the vocabulary the adapter was trained with, not the tokenizer's length
     head, emb = base.get_output_embeddings(), base.get_input_embeddings()

@@ -111,12 +111,11 @@ def attention_flops(arch: Arch, tokens: float, attn_len: float, kernel: str, gra
     return float(tokens * (forward + backward + (forward if gradient_checkpointing else 0.0)))
 
 
-def linear_flops(arch: Arch, w: Work, tokens: float) -> float:
-    """Executed FLOPs of everything but softmax attention (recomputation included): linears, experts, DeltaNet."""
-    seq = max(1, round(w.attn_len))  # Gated-DeltaNet's chunked core and the expert fold depend on the length
-    total = training_flops(
+def work_flops(arch: Arch, w: Work, tokens: int, seq: int) -> Any:
+    """`training_flops` of `tokens` tokens in rows of attention length `seq`, with the work's method and options."""
+    return training_flops(
         arch,
-        int(tokens),
+        tokens,
         seq,
         w.method,
         lora_r=w.lora_r,
@@ -125,7 +124,13 @@ def linear_flops(arch: Arch, w: Work, tokens: float) -> float:
         train_lm_head=w.train_lm_head,
         lora_parameters=w.lora_parameters,
         micro_batch=w.micro_batch,
-    ).total
+    )
+
+
+def linear_flops(arch: Arch, w: Work, tokens: float) -> float:
+    """Executed FLOPs of everything but softmax attention (recomputation included): linears, experts, DeltaNet."""
+    seq = max(1, round(w.attn_len))  # Gated-DeltaNet's chunked core and the expert fold depend on the length
+    total = work_flops(arch, w, int(tokens), seq).total
     # training_flops counts softmax attention full (s x s) once forward, twice backward, once more when recomputed.
     softmax = arch.full_attention_layers * 4 * seq * arch.heads * arch.head_dim * (4 if w.gradient_checkpointing else 3)
     return total - tokens * softmax
@@ -177,21 +182,7 @@ def predict(arch: Arch, w: Work, gpu: GPU, consts: dict[str, Any] | None = None)
     generation = w.generation_flops / (w.gpus * gen_rate) if w.generation_flops else 0.0
     seconds = micro * (busy + c["T_MICRO"] + m["dequant"] + m["offload"]) + generation
     executed = micro * w.gpus * (m["lin"] + m["att"]) + w.generation_flops
-    model = (
-        training_flops(
-            arch,
-            int(w.tokens),
-            round(w.attn_len),
-            w.method,
-            lora_r=w.lora_r,
-            lora_modules=w.lora_modules,
-            gradient_checkpointing=w.gradient_checkpointing,
-            train_lm_head=w.train_lm_head,
-            lora_parameters=w.lora_parameters,
-            micro_batch=w.micro_batch,
-        ).model
-        + w.vision_model_flops
-    )
+    model = work_flops(arch, w, int(w.tokens), round(w.attn_len)).model + w.vision_model_flops
     peak = w.gpus * gpu.peak_tflops * 1e12 * seconds
     notes = []
     if gpu.generation not in CALIBRATED_GENERATIONS:

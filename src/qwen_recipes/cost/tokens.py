@@ -61,11 +61,16 @@ def count_local_tokens(recipe: Recipe) -> dict[str, Any] | None:
         lengths = [n for n in lengths if n <= max_length]
     else:
         lengths = [min(n, max_length) for n in lengths]
+    return length_summary(lengths, f"counted: {len(lengths)} local rows with the real tokenizer")
+
+
+def length_summary(lengths: list[int], source: str) -> dict[str, Any]:
+    """Tokens, rows, longest row and attention length (sum(len^2)/sum(len)) of the rows' lengths, and their source."""
     total = sum(lengths)
     return {
         "tokens": total,
         "rows": len(lengths),
         "longest": max(lengths, default=0),
         "attn_len": sum(n * n for n in lengths) / total if total else None,
-        "source": f"counted: {len(lengths)} local rows with the real tokenizer",
+        "source": source,
     }

@@ -261,11 +261,6 @@ def count_vision_tokens(recipe: Recipe, arch: Arch, tokenizer: Any) -> dict[str,
     max_length = recipe.get("max_length")
     kept = [n for n in lengths if not max_length or n <= max_length]
     source = f"counted: {len(kept)} local rows (text and image tokens; {len(lengths) - len(kept)} over max_length)"
-    total = sum(kept)
-    return {
-        "tokens": total,
-        "rows": len(kept),
-        "longest": max(kept, default=0),
-        "attn_len": sum(n * n for n in kept) / total if total else None,
-        "source": source,
-    }
+    from qwen_recipes.cost.tokens import length_summary
+
+    return length_summary(kept, source)

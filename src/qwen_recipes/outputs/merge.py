@@ -42,7 +42,7 @@ def adapter_base(output_dir: Path) -> str:
     return str(base)
 
 
-def _embedding_rows(output_dir: Path) -> int | None:
+def saved_embedding_rows(output_dir: Path) -> int | None:
     """Rows of a trained embedding saved with the adapter (modules_to_save after a vocab resize), if any."""
     from safetensors import safe_open
 
@@ -126,7 +126,7 @@ def merge_adapter(
     # full-precision base, never the 4-bit one), then cast once, so rounding happens a single time.
     # The family's published class (Qwen3.5: with its vision tower), whose module names the adapter was saved with.
     model = auto_class(AutoConfig.from_pretrained(base).model_type).from_pretrained(base, dtype=torch.float32)
-    rows = _embedding_rows(output_dir)
+    rows = saved_embedding_rows(output_dir)
     if rows is not None and rows != model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(rows)  # the adapter trained a resized vocabulary; match it before loading
     was_tied = bool(getattr(model.config, "tie_word_embeddings", False))
