@@ -16,7 +16,7 @@ from qwen_recipes.cost.vision import smart_resize, vision_arch
 from qwen_recipes.testbed import tiny_model
 from qwen_recipes.training.vision import role
 
-FAMILIES = ("qwen2_5_vl", "qwen3_vl", "llava_onevision")
+FAMILIES = ("qwen2_5_vl", "qwen3_vl", "llava_onevision", "qwen3_5")  # qwen3_5: its native vision (vision path)
 # (trained parts, LoRA rank on the tower): frozen, projector only, whole tower, tower + projector, LoRA tower
 SCENARIOS = [
     (set(), 0),
@@ -152,7 +152,7 @@ def test_activation_model_matches_what_autograd_saves(name, trained, lora_r):
     assert est == pytest.approx(measured, rel=0.001, abs=1)
 
 
-@pytest.mark.parametrize("name", ["qwen2_5_vl", "qwen3_vl"])
+@pytest.mark.parametrize("name", ["qwen2_5_vl", "qwen3_vl"])  # Qwen3.5: the same image processor as Qwen3-VL
 def test_tokens_per_image_follow_the_processor(name):
     from qwen_recipes.testbed import build_tokenizer
     from qwen_recipes.training.vision import tiny_processor
@@ -184,6 +184,36 @@ def test_estimate_works_for_the_7b_and_8b_lora_recipes(recipe):
     assert items["vision activations (saved for backward)"] == 0.0  # frozen tower and merger: nothing saved
     assert 0 < e["flops"]["vision"] < 0.05 * e["flops"]["executed"]  # one 104- or 80-token image per 4k-token row
     assert any(n.startswith("vision: one 286x286 image") for n in e["notes"])
+
+
+def test_estimate_of_the_qwen3_5_9b_vision_recipe_counts_the_tower_and_its_text_twin_does_not(tmp_path):
+    """The natively multimodal Qwen3.5-9B: its vision recipe costs the tower's FLOPs and weights as a part; the same
+    recipe without the vision keys is a text recipe, the tower's weights inside the 16-bit weights, no vision FLOPs."""
+    from qwen_recipes.cost.estimate import estimate
+    from qwen_recipes.recipe import load_recipe
+
+    path = ROOT / "recipes/cosmos/cosmos-reason2-sft-qwen3.5-9b-lora-1gpu.yaml"
+    e = estimate(load_recipe(path), tokens=2_000_000, compare=False)["estimate"]
+    tower = 27 * (4 * 1152 + 3 * 1152**2 + 3 * 1152 + 1152**2 + 1152 + 2 * 1152 * 4304 + 4304 + 1152)
+    tower += 3 * 2 * 16**2 * 1152 + 1152 + 2304 * 1152  # patch embedding (+ bias) and learned positions
+    merger = 2 * 1152 + (4 * 1152) ** 2 + 4 * 1152 + 4096 * 4 * 1152 + 4096
+    assert e["memory_items_gb"]["vision tower + projector weights (16-bit)"] == round((tower + merger) * 2 / 1e9, 3)
+    assert 0 < e["flops"]["vision"] < 0.05 * e["flops"]["executed"]
+    assert any(n.startswith("vision: one 286x286 image (64 tokens") for n in e["notes"])
+
+    import yaml
+
+    values = yaml.safe_load(path.read_text())  # the same recipe without the vision base and keys: a text recipe
+    values.update(base=[str(ROOT / f"recipes/_base/{b}.yaml") for b in ("sft", "lora")], datasets=["org/chat"])
+    for key in ("image_max_pixels", "video_max_pixels", "video_fps", "accelerate_config"):
+        values.pop(key)
+    (tmp_path / "text.yaml").write_text(yaml.safe_dump(values))
+    t = estimate(load_recipe(tmp_path / "text.yaml"), tokens=2_000_000, compare=False)["estimate"]
+    assert "vision" not in t["flops"] and "vision tower + projector weights (16-bit)" not in t["memory_items_gb"]
+    lm_and_tower = (
+        e["memory_items_gb"]["weights (16-bit)"] + e["memory_items_gb"]["vision tower + projector weights (16-bit)"]
+    )
+    assert t["memory_items_gb"]["weights (16-bit)"] == pytest.approx(lm_and_tower, abs=0.002)
 
 
 def test_estimate_counts_the_tokens_training_measures():

@@ -124,6 +124,7 @@ print(json.dumps({"runs": out, "heavy": heavy}))
         "cosmos/cosmos-reason1-sft-qwen2.5-vl-7b-lora-1gpu": f"{ROOT}/data/cosmos/robovqa_sft.jsonl",
         "cosmos/cosmos-reason2-grpo-qwen3-vl-8b-lora-1gpu": f"{ROOT}/data/cosmos/robovqa_rl.jsonl",
         "cosmos/cosmos-reason2-sft-qwen3-vl-8b-lora-1gpu": f"{ROOT}/data/cosmos/robovqa_sft.jsonl",
+        "cosmos/cosmos-reason2-sft-qwen3.5-9b-lora-1gpu": f"{ROOT}/data/cosmos/robovqa_sft.jsonl",
         "molmo/molmo-style-stage2-multitask-qwen2-7b-clip-8xh100": f"{ROOT}/outputs/molmo/stage1-qwen2-7b-clip",
         "molmo/tiny-molmo-stage2-multitask-cpu": f"{ROOT}/outputs/molmo/tiny-stage1",
     }

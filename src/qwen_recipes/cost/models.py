@@ -118,11 +118,11 @@ class Arch:
 
     def total_params(self) -> int:
         """All parameters, counting tied embeddings once (as `model.num_parameters()` does)."""
+        vision = self.vision.params() if self.vision is not None else self.vision_params
         if self.linear_attention or self.moe or self.attn_output_gate:
             decoder = self.decoder_linear_params() + self.decoder_small_params() + self.expert_params()
-            return decoder + self.embedding_params() + self.vision_params
+            return decoder + self.embedding_params() + vision
         per_layer = self.layer_linear_params() + self.layer_small_params()
-        vision = self.vision.params() if self.vision is not None else self.vision_params
         return self.layers * per_layer + self.embedding_params() + self.hidden + vision  # + final norm
 
 
@@ -140,10 +140,12 @@ class UnknownModel(UserError):
     """A model whose architecture we cannot find offline."""
 
 
-def arch_from_config(cfg: dict[str, Any]) -> Arch:
+def arch_from_config(cfg: dict[str, Any], recipe: Recipe | None = None) -> Arch:
     """An `Arch` from config.json values (a dict); the family of its `model_type` supplies the per-family terms.
 
-    A multimodal config keeps the language model's numbers in `text_config`.
+    A multimodal config keeps the language model's numbers in `text_config`. A vision tower is costed as trained
+    with (`vision`) when the recipe takes the vision path (recipe/vision.py `takes_vision_path`), else only its
+    weights are counted (a text recipe of a natively multimodal family); without a recipe, the family's own path.
     """
     text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
     model_type = str(cfg.get("model_type") or text.get("model_type") or "")
@@ -156,11 +158,17 @@ def arch_from_config(cfg: dict[str, Any]) -> Arch:
     # A composed VLM (LLaVA-OneVision + a Qwen LM) takes its decoder terms from its text model's own family.
     lm_family = families.find(text.get("model_type")) if text is not cfg else None
     lm_family = lm_family or family
-    vision = None
-    if family.vision is not None and isinstance(cfg.get("vision_config"), dict):
+    from qwen_recipes.recipe.vision import takes_vision_path
+
+    trains_vision = (
+        takes_vision_path(family, recipe) if recipe is not None else bool(family.vision and not family.vision.native)
+    )
+    if trains_vision and isinstance(cfg.get("vision_config"), dict):
         from qwen_recipes.cost.vision import vision_arch
 
         vision = vision_arch(cfg, family.vision.cost)
+    else:
+        vision = None
     try:
         heads = int(text["num_attention_heads"])
         hidden = int(text["hidden_size"])
@@ -204,18 +212,26 @@ def _hub_config(name: str) -> dict[str, Any] | None:
         return None
 
 
-def resolve_arch(model_name_or_path: str, offline: bool = False) -> tuple[Arch, str]:
-    """The architecture of a model and where it came from (local config.json, built-in table, or the Hub)."""
+def resolve_arch(model_name_or_path: str, offline: bool = False, recipe: Recipe | None = None) -> tuple[Arch, str]:
+    """The architecture of a model and where it came from (local config.json, built-in table, or the Hub).
+
+    With a recipe, its vision tower is costed as the recipe uses it (`arch_from_config`).
+    """
     name = str(model_name_or_path)
     local = Path(name) / "config.json"
     if local.is_file():
-        return arch_from_config(json.loads(local.read_text())), str(local)
+        return arch_from_config(json.loads(local.read_text()), recipe), str(local)
     table = builtin()
     if name in table:
-        return table[name], "built-in table"
+        family = families.find(table[name].model_type)
+        if recipe is None or not (family and family.vision and family.vision.native):
+            return table[name], "built-in table"
+        # A natively multimodal checkpoint: the table holds its text path; a vision recipe costs the tower too.
+        cfg = families.tiny_config_values(family) if name.startswith("tiny:") else families.checkpoint_config(name)
+        return arch_from_config(cfg, recipe), "built-in table"
     cfg = _hub_config(name) if "/" in name and not offline else None
     if cfg is not None:
-        return arch_from_config(cfg), f"hub:{name}/config.json"
+        return arch_from_config(cfg, recipe), f"hub:{name}/config.json"
     known = ", ".join(sorted(k for k in table if not k.endswith(("-Instruct", "-Base"))))
     raise UnknownModel(
         f"model {name!r}: no local config.json and not in the built-in table; known: {known} "
@@ -233,11 +249,11 @@ def recipe_arch(recipe: Recipe, offline: bool = False) -> tuple[Arch, str]:
     base = recipe.get("base_model_id")
     if base and not (Path(name) / "config.json").is_file() and name not in builtin():
         try:
-            arch, source = resolve_arch(str(base), offline)
+            arch, source = resolve_arch(str(base), offline, recipe)
             return arch, f"{source} (base_model_id {base}; {name} is not on disk yet)"
         except UnknownModel:
             pass
-    return resolve_arch(name, offline)
+    return resolve_arch(name, offline, recipe)
 
 
 def arch_dict(arch: Arch) -> dict[str, Any]:

@@ -79,6 +79,31 @@ def detect_format(columns: set[str], task: str) -> str:
     )
 
 
+MEDIA_COLUMNS = ("images", "videos", "image", "video")
+MEDIA_PARTS = ("image", "video", "image_url", "video_url")
+MESSAGE_COLUMNS = ("messages", "conversations", "prompt", "completion", "chosen", "rejected")
+
+
+def media_in_row(row: dict[str, Any]) -> str | None:
+    """What makes a row an image/video row (`images` column, or an image part of a message), else None."""
+    for key in MEDIA_COLUMNS:
+        value = row.get(key)
+        if value is None or (isinstance(value, (str, list, tuple)) and not value):
+            continue
+        if not (isinstance(value, float) and math.isnan(value)):
+            return f"an {key!r} column"
+    for key in MESSAGE_COLUMNS:
+        for i, m in enumerate(row.get(key) if isinstance(row.get(key), list) else []):
+            parts = m.get("content") if isinstance(m, dict) else None
+            for part in parts if isinstance(parts, list) else []:
+                if isinstance(part, dict) and (
+                    part.get("type") in MEDIA_PARTS or part.get("image") or part.get("video")
+                ):
+                    video = "video" in str(part.get("type")) or part.get("video") is not None
+                    return f"{'a video' if video else 'an image'} part in {key}[{i}].content"
+    return None
+
+
 def _text(value: Any, what: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         raise SkipRow("missing field", what)

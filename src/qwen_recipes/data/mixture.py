@@ -15,13 +15,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qwen_recipes.data.formats import CONVERSIONS, SkipRow, detect_format, get_preprocessor, to_canonical
+from qwen_recipes.data.formats import (
+    CONVERSIONS,
+    SkipRow,
+    detect_format,
+    get_preprocessor,
+    media_in_row,
+    to_canonical,
+)
 from qwen_recipes.data.report import DataReport
 from qwen_recipes.data.sources import DataError, is_local, iter_rows
 from qwen_recipes.recipe import Recipe
 from qwen_recipes.recipe.schema import DatasetSpec
 
 COLUMN_SAMPLE = 200  # raw rows whose column names are remembered for the error of an empty source
+
+
+class MediaInTextRow(DataError):
+    """An image/video row read by a text recipe: an error, never a skip (its images would be dropped)."""
 
 
 class Source:
@@ -91,6 +102,8 @@ def read_source(
                     src.columns.update(str(k) for k in list(row)[:100])
                 row = _map_columns(row, spec.columns)
                 fmt = fmt or detect_format(set(row), task)
+                if canonical is None and (media := media_in_row(row)):
+                    raise MediaInTextRow(f"{where}: the row has {media}, but this recipe reads text rows")
                 src.rows.append(
                     canonical(row, fmt, spec, where) if canonical else to_canonical(row, fmt, spec.system_prompt)
                 )
@@ -191,7 +204,14 @@ def read_mixture(
             report.source(label(key, i, spec), spec.path, requested(spec))
             sources.append(None)  # a Hub source: not read before the run
             continue
-        sources.append(read_source(spec, recipe.task, report, recipe.strict, i, label(key, i, spec), limit, canonical))
+        try:
+            sources.append(
+                read_source(spec, recipe.task, report, recipe.strict, i, label(key, i, spec), limit, canonical)
+            )
+        except MediaInTextRow as e:
+            from qwen_recipes.recipe.vision import media_fix
+
+            raise DataError(f"{e}; {media_fix(recipe)}") from None
     read = [s for s in sources if s is not None]
     _deduplicate(read, report, remove=report.dedup)
     problems = [p for s in read for p in source_problems(s, report)]

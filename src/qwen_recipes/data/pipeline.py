@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qwen_recipes.data.mixture import canonical_rows, read_source, resample, strict_message
-from qwen_recipes.data.report import DataReport
+from qwen_recipes.data.report import DataReport, thinks
 from qwen_recipes.data.sources import DataError, is_local, local_files
 from qwen_recipes.recipe import Recipe
 
@@ -86,20 +86,13 @@ def tokenize_rows(
         if mask is not None:
             columns["assistant_masks"].append(mask)
             report.loss_tokens_per_epoch += sum(mask)
-            report.thinking_rows += _thinks(rows[i])
+            report.thinking_rows += thinks(rows[i])
         else:
             report.loss_tokens_per_epoch += len(ids)
     if recipe.strict and errors:
         raise DataError(strict_message(errors))
     report.finish()
     return Dataset.from_dict(columns)
-
-
-def _thinks(row: dict[str, Any]) -> bool:
-    # A reasoning row: its last assistant turn carries reasoning (a field, or inline <think>...</think>).
-    turns = [m for m in row.get("messages") or [] if m.get("role") == "assistant"]
-    last = turns[-1] if turns else {}
-    return bool(str(last.get("reasoning_content") or "").strip()) or "</think>" in str(last.get("content") or "")
 
 
 def fingerprint(recipe: Recipe, tokenizer: Any, chat_template: str | None, key: str) -> str:

@@ -110,3 +110,13 @@ def mix_entry(s: dict[str, Any]) -> str:
     """One source of the realised mix next to what was requested."""
     share = f"{s['share']:.1%}" if s.get("share") is not None else "?"
     return f"{s['source']} {s['used']} rows = {share} (requested: {s['requested']}, {s['usable']} usable)"
+
+
+def thinks(row: dict[str, Any]) -> bool:
+    """A reasoning row: its last assistant turn carries reasoning (a field, or inline <think>...</think>)."""
+    turns = [m for m in row.get("messages") or [] if m.get("role") == "assistant"]
+    last = turns[-1] if turns else {}
+    content = last.get("content")
+    if isinstance(content, list):  # a vision row's content parts
+        content = "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
+    return bool(str(last.get("reasoning_content") or "").strip()) or "</think>" in str(content or "")

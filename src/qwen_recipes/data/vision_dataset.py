@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from qwen_recipes.data.mixture import canonical_rows, strict_message
-from qwen_recipes.data.report import DataReport
+from qwen_recipes.data.report import DataReport, thinks
 from qwen_recipes.data.sources import DataError
 from qwen_recipes.data.vision import media_converter
 from qwen_recipes.recipe import Recipe
@@ -151,6 +151,7 @@ def _drop_unusable(
         kept.append(row)
         report.tokens_per_epoch += total
         report.loss_tokens_per_epoch += trained if assistant_only else total - vision
+        report.thinking_rows += thinks(row)
     if recipe.strict and errors:
         raise DataError(strict_message(errors))
     return kept

@@ -36,6 +36,9 @@ class Vision:
     vision_start: str | None = "<|vision_start|>"
     vision_end: str | None = "<|vision_end|>"
     dynamic_resolution: bool = True  # image/video min/max pixels apply (Qwen); False: fixed-size tiles (LLaVA-OV)
+    # A natively multimodal text family (Qwen3.5): its text recipes keep the text path (packing, padding-free, the
+    # text data pipeline) and only a recipe that sets a vision key takes the vision path (recipe/vision.py).
+    native: bool = False
     processor_kwargs: dict[str, Any] = field(default_factory=dict)  # extra processor arguments (LLaVA-OV)
     tiny_image_processor: dict[str, Any] = field(default_factory=dict)  # test bed: small images, tens of tokens
 

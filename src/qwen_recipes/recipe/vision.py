@@ -17,16 +17,35 @@ VISION_KEYS = (*PIXEL_KEYS, *VIDEO_KEYS, *PART_KEYS, *LR_KEYS, "vision_encoder")
 VISION_TASKS = ("sft", "grpo")
 
 
-def family_offline(recipe: Recipe) -> families.Family | None:
-    """The vision-language family of a recipe's model from the registry or a local config.json, else None.
+def takes_vision_path(family: families.Family | None, recipe: Recipe) -> bool:
+    """Whether a recipe trains its model as a vision-language model: THE routing rule, torch-free.
 
-    None also when the model is not known offline (a Hub id we do not list, an earlier stage's output not written
-    yet): the checks below then wait for the model to load.
+    Every VL family does. A natively multimodal text family (Qwen3.5, `Vision.native`) keeps its text path (packing,
+    padding-free batches, the text data pipeline) unless the recipe sets a vision key (`VISION_KEYS`; a recipe based
+    on recipes/_base/vision_sft.yaml sets `train_language_model` and friends).
     """
-    from qwen_recipes.testbed import tiny_family
+    if family is None or family.vision is None:
+        return False
+    return not family.vision.native or any(recipe.is_set(k) for k in VISION_KEYS)
 
+
+def family_offline(recipe: Recipe) -> families.Family | None:
+    """The vision-language family a recipe trains, from the registry or a local config.json, else None.
+
+    None for a text recipe of a natively multimodal family (`takes_vision_path`), and when the model is not known
+    offline (a Hub id we do not list, an earlier stage's output not written yet): the checks below then wait for the
+    model to load.
+    """
     if recipe.get("vision_encoder"):
         return next((f for f in families.families() if f.vision and not f.vision.dynamic_resolution), None)
+    family = model_family_offline(recipe)
+    return family if takes_vision_path(family, recipe) else None
+
+
+def model_family_offline(recipe: Recipe) -> families.Family | None:
+    """The family of a recipe's model (text or vision) from the registry or a local config.json, else None."""
+    from qwen_recipes.testbed import tiny_family
+
     name = str(recipe.get("model_name_or_path") or "")
     try:
         family = tiny_family(name)
@@ -37,7 +56,26 @@ def family_offline(recipe: Recipe) -> families.Family | None:
         family = families.find(json.loads(config.read_text()).get("model_type"))
     if family is None:
         family = families.for_checkpoint(name) or families.for_checkpoint(str(recipe.get("base_model_id") or ""))
-    return family if family is not None and family.vision is not None else None
+    return family
+
+
+def media_fix(recipe: Recipe) -> str:
+    """The fix for image/video rows in a text recipe: the model's vision path, or a vision-language model."""
+    base = "recipes/_base/vision_sft.yaml" if recipe.task == "sft" else "recipes/_base/vision.yaml"
+    family = model_family_offline(recipe)
+    model = recipe.get("model_name_or_path")
+    if family is not None and family.vision is not None and family.vision.native:
+        return (
+            f"{model} ({family.name}) is natively multimodal, but the recipe sets no vision key, so it trains as a "
+            f"text model and the images would be dropped: add {base} to `base:` (it sets train_language_model and "
+            "the other vision keys) to train on the images, or remove the image parts from the data"
+        )
+    if family is not None and family.vision is None:
+        return (
+            f"{model} ({family.name}) is a text-only model: use a vision-language model (Qwen2.5-VL, Qwen3-VL or "
+            f"Qwen3.5) with {base} in `base:`, or remove the image parts from the data"
+        )
+    return f"to train on images, add {base} to `base:` with a vision-language model, or remove the image parts"
 
 
 def check_vision(r: Recipe, problems: list[str]) -> None:

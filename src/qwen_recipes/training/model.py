@@ -106,12 +106,12 @@ def compute_dtype(recipe: Recipe) -> str:
 
 def lora_target_modules(recipe: Recipe) -> Any:
     """The recipe's LoRA targets; `all-linear` means the family's own list (never a vision tower's linears)."""
-    targets = recipe.get("lora_target_modules")
-    family = families.find(model_type(recipe))
-    if family is not None and family.vision is not None:  # a regex: the LM's linears (+ the tower's if it trains)
-        from qwen_recipes.training import vision
+    from qwen_recipes.training import vision
 
-        return vision.lora_target_modules(family, targets, recipe)
+    targets = recipe.get("lora_target_modules")
+    if (vl := vision.recipe_family(recipe)) is not None:  # a regex: the LM's linears (+ the tower's if it trains)
+        return vision.lora_target_modules(vl, targets, recipe)
+    family = families.find(model_type(recipe))
     if targets != "all-linear":
         return targets
     return list(family.lora_targets) if family else targets
@@ -158,9 +158,9 @@ def load_tokenizer(recipe: Recipe, chat: bool) -> Any:
         tok.eos_token = spec.chat_eos
     if tok.pad_token is None or tok.pad_token == tok.eos_token:
         tok.pad_token = spec.base_eos
-    if (family is not None and family.vision is not None) or recipe.get("vision_encoder"):
-        from qwen_recipes.training.vision import load_processor
+    from qwen_recipes.training.vision import load_processor, recipe_family
 
+    if recipe_family(recipe) is not None:
         return load_processor(recipe, tok)  # a vision-language model: the processor wraps this tokenizer
     return tok
 
@@ -184,10 +184,9 @@ def load_model(recipe: Recipe, tokenizer: Any, sharded: bool = False) -> Any:
         if torch.cuda.is_available() and not sharded:
             # One process per GPU; under DeepSpeed/FSDP no device_map, the engine places the weights.
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
-    family = families.find(model_type(recipe))
-    if family is not None and family.vision is not None:
-        from qwen_recipes.training.vision import load_vision_model
+    from qwen_recipes.training.vision import load_vision_model, recipe_family
 
+    if recipe_family(recipe) is not None:
         model = load_vision_model(recipe, kwargs, mc.model_name_or_path, tokenizer)
     else:  # the family's published class (Qwen3.5: with its tower, so adapter names are the published model's)
         model = auto_class(model_type(recipe)).from_pretrained(mc.model_name_or_path, **kwargs)
@@ -273,9 +272,7 @@ def model_type(recipe: Recipe) -> str | None:
 
 def vision_modules_to_save(recipe: Recipe) -> list[str]:
     """Projector modules a LoRA run trains whole (`train_projector`), [] for text-only models."""
-    family = families.find(model_type(recipe))
-    if family is None or family.vision is None:
-        return []
     from qwen_recipes.training import vision
 
-    return vision.lora_modules_to_save(family, recipe, vision.meta_model(recipe))
+    family = vision.recipe_family(recipe)
+    return [] if family is None else vision.lora_modules_to_save(family, recipe, vision.meta_model(recipe))

@@ -43,12 +43,17 @@ def composer_family() -> families.Family:
 
 
 def recipe_family(recipe: Recipe) -> families.Family | None:
-    """The vision-language family a recipe trains, or None for a text-only recipe (reads config.json only)."""
+    """The vision-language family a recipe trains, or None for a text recipe (reads config.json only).
+
+    A natively multimodal family (Qwen3.5) is None for its text recipes (recipe/vision.py `takes_vision_path`).
+    """
     if recipe.get("vision_encoder"):
         return composer_family()
+    from qwen_recipes.recipe.vision import takes_vision_path
     from qwen_recipes.training.model import model_type
 
-    return vision_family(model_type(recipe))
+    family = families.find(model_type(recipe))
+    return family if takes_vision_path(family, recipe) else None
 
 
 def role(name: str, family: families.Family) -> str:
