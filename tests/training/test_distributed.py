@@ -163,6 +163,8 @@ def test_zero3_lora_with_modules_to_save_matches_and_saves_whole_tensors(tmp_pat
         assert state[key].allclose(value, atol=1e-4), key
 
 
+# Slow: ZeRO-3 is covered by the LoRA run above; this one also builds DeepSpeed's CPU Adam (a minute, once).
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_zero3_offload_full_matches_one_process_and_saves_loadable_model(tmp_path, data):
     pytest.importorskip("deepspeed")

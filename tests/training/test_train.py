@@ -135,7 +135,9 @@ def test_resume_continues_the_step_count_and_accumulates_segments(tmp_path, chat
     assert [step for step, _ in rep["loss_curve"]] == [1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("task", ["dpo", "orpo", "simpo"])
+@pytest.mark.parametrize(
+    "task", ["dpo", pytest.param("orpo", marks=pytest.mark.slow), "simpo"]
+)  # ORPO: the Japanese ORPO run (test_preference_ja.py) covers it in the default run
 def test_preference_tasks_lower_the_loss(tmp_path, task):
     rows = [
         {
