@@ -49,8 +49,8 @@ def _every_parameter_used(recipe: Recipe) -> bool:
     from qwen_recipes.training.model import model_type
 
     family = families.find(model_type(recipe))
-    text_only = family is not None and family.vision is None and family.auto_class == "AutoModelForCausalLM"
-    return text_only and not family.lora_target_parameters
+    # Every vision-language class (and Qwen3.5's) loads with AutoModelForImageTextToText, so this is text-only.
+    return family is not None and family.auto_class == "AutoModelForCausalLM" and not family.lora_target_parameters
 
 
 def trainer_kwargs(recipe: Recipe, kwargs: dict[str, Any]) -> dict[str, Any]:
